@@ -1,0 +1,188 @@
+"""Configuration: defaults, then the TOML file, then SOTTOVOCE_* environment, then CLI --set.
+
+Keys are `section.key`. The file lives in the user config dir (platformdirs) unless
+SOTTOVOCE_CONFIG names another; `SOTTOVOCE_TRANSCRIBER_MODEL=small` overrides
+`transcriber.model`; the CLI's `--set transcriber.model=small` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP = "sottovoce"
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "paths": {
+        "runtime_dir": "",  # ipc sockets; default: the user runtime dir (mode 0700)
+        "data_dir": "",  # store, audio cache, logs; default: the user data dir
+    },
+    "scheduler": {
+        "heartbeat_interval_s": 1.0,
+        "heartbeat_liveness": 3,  # beats missed before a peer is declared dead
+        "max_chunk_attempts": 3,  # then the job fails with the last reason
+        "max_decode_attempts": 2,
+    },
+    "transcriber": {
+        "model": "",  # name or path; empty: the embedded tiny.en
+        "device": "auto",  # auto, cpu, cuda
+        "compute_type": "default",  # default: int8 on cpu, float16 on cuda
+        "threads": 0,  # CPU threads; 0: CTranslate2's default
+        "seed": 0,  # reset before every chunk so temperature fallback is repeatable
+        "allow_download": False,  # let faster-whisper fetch a named model from its hub
+    },
+    "ingest": {
+        "max_chunk_s": 30.0,
+        "max_gap_s": 5.0,  # a silence longer than this ends a chunk
+        "vad_min_silence_ms": 300,
+        "vad_speech_pad_ms": 200,
+        "vad_threshold": 0.5,
+        "min_duration_s": 0.25,  # shorter audio fails as too short
+        "vad_block_s": 120.0,  # VAD runs on blocks this long, so memory stays bounded
+    },
+    "defaults": {  # job options when a submit does not say
+        "language": "",  # "" auto-detects
+        "task": "transcribe",
+        "beam_size": 5,
+        "word_timestamps": False,
+        "condition_on_previous_text": False,
+    },
+    "log": {
+        "level": "info",
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config file, variable or flag that cannot be used; the message says which."""
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    """Convert a file, environment or CLI value to the type of the default."""
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: expected a number, got {raw!r}") from exc
+    return str(raw)
+
+
+def default_config_path() -> Path:
+    """Where the TOML file is looked for."""
+    env = os.environ.get("SOTTOVOCE_CONFIG")
+    return Path(env) if env else Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+@dataclass
+class Config:
+    """Resolved settings; read with `cfg.get("section.key")` or the path properties."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> Config:
+        """Defaults <- file <- environment <- `overrides` ("section.key=value")."""
+        values = {section: dict(keys) for section, keys in DEFAULTS.items()}
+        path = path or default_config_path()
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{path}: {exc}") from exc
+            for section, keys in data.items():
+                if section not in values or not isinstance(keys, dict):
+                    raise ConfigError(f"{path}: unknown section [{section}]")
+                for key, raw in keys.items():
+                    cls._set(values, f"{section}.{key}", raw, str(path))
+        for section, keys in DEFAULTS.items():
+            for key in keys:
+                env = f"SOTTOVOCE_{section}_{key}".upper()
+                if env in os.environ:
+                    cls._set(values, f"{section}.{key}", os.environ[env], env)
+        for item in overrides or []:
+            name, sep, raw = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: expected section.key=value")
+            cls._set(values, name.strip(), raw, "--set")
+        return cls(values=values, path=path)
+
+    @staticmethod
+    def _set(values: dict[str, dict[str, Any]], name: str, raw: Any, origin: str) -> None:
+        section, _, key = name.partition(".")
+        if section not in DEFAULTS or key not in DEFAULTS[section]:
+            raise ConfigError(f"{origin}: unknown setting {name!r}")
+        values[section][key] = _coerce(name, raw, DEFAULTS[section][key])
+
+    def get(self, name: str) -> Any:
+        """The value of `section.key`."""
+        section, _, key = name.partition(".")
+        return self.values[section][key]
+
+    def as_env(self) -> dict[str, str]:
+        """Every setting as SOTTOVOCE_* variables, so child actors see the same config."""
+        env = {}
+        for section, keys in self.values.items():
+            for key, value in keys.items():
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                env[f"SOTTOVOCE_{section}_{key}".upper()] = text
+        return env
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Private directory (0700) for the ipc sockets; created on first use."""
+        raw = self.get("paths.runtime_dir")
+        path = Path(raw) if raw else Path(platformdirs.user_runtime_dir(APP))
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if stat.S_IMODE(path.stat().st_mode) != 0o700:
+            path.chmod(0o700)
+        return path
+
+    @property
+    def data_dir(self) -> Path:
+        """Store, audio cache and logs."""
+        raw = self.get("paths.data_dir")
+        path = Path(raw) if raw else Path(platformdirs.user_data_dir(APP))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "sottovoce.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        path = self.data_dir / "cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def log_dir(self) -> Path:
+        path = self.data_dir / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def endpoint(self, name: str) -> str:
+        """ipc endpoint of the scheduler's `control`, `work` or `events` socket."""
+        path = self.runtime_dir / name
+        endpoint = f"ipc://{path}"
+        if len(str(path)) > 107:
+            raise ConfigError(f"ipc path {path} is longer than 107 characters; set paths.runtime_dir")
+        return endpoint

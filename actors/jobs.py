@@ -1,0 +1,421 @@
+"""JobBook: the scheduler's domain object. Owns the store and the queue, applies every job
+state change in the same order on disk and in memory, and publishes the matching event.
+
+Job life (SPEC.md, "Job states"): queued -> decoding -> ready -> completed | failed |
+cancelled; `paused` is a flag on any unfinished job. A chunk's result is committed before
+the next chunk of any job is dispatched. No sockets here: the Scheduler calls in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from actors.config import Config
+from actors.policy import PRIORITY_NAME, PRIORITY_RANK, JobQueue, QueuedJob
+from actors.store import FINAL_STATES, JobRow, Store
+from protocol.control import JobOptions, Reply, SubmitAudio, SubmitFile
+from protocol.errors import ErrorCode
+from protocol.events import Event
+from protocol.work import Chunk, ChunkResult, Decode, Plan
+
+SAMPLE_RATE = 16000
+BYTES_PER_SAMPLE = 2
+OPTION_KEYS = ("language", "task", "beam_size", "initial_prompt", "word_timestamps",
+               "condition_on_previous_text")
+
+
+def _ok(**data: Any) -> Reply:
+    return Reply(status="ok", data=data)
+
+
+def _error(code: ErrorCode, reason: str) -> Reply:
+    return Reply(status="error", code=code, reason=reason)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile, or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class JobBook:
+    def __init__(self, cfg: Config, store: Store, log: Any, publish: Callable[[Event], None]) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.log = log
+        self.publish = publish
+        self.queue = JobQueue()
+        self.max_chunk_attempts = int(cfg.get("scheduler.max_chunk_attempts"))
+        self.max_decode_attempts = int(cfg.get("scheduler.max_decode_attempts"))
+        self.max_chunk_samples = int(cfg.get("ingest.max_chunk_s") * SAMPLE_RATE)
+        self.min_samples = int(cfg.get("ingest.min_duration_s") * SAMPLE_RATE)
+        self.defaults = {key: cfg.get(f"defaults.{key}") for key in OPTION_KEYS if key != "initial_prompt"}
+
+    def emit(self, event: str, job_id: str, /, **data: Any) -> None:
+        self.publish(Event(kind=event, job_id=job_id, data=data))
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Load every unfinished job; each continues from its first uncommitted chunk."""
+        for row in self.store.active_jobs():
+            state = "ready" if row.plan_final else "queued"
+            if row.state != state:
+                self.store.update_job(row.id, state=state)
+            self.queue.add(QueuedJob(
+                id=row.id, seq=row.seq, priority=row.priority, state=state, paused=row.paused,
+                n_chunks=row.n_chunks, next_index=row.n_done, plan_final=row.plan_final,
+                context=self.store.last_context(row.id, row.n_done),
+            ))
+            self.log.info("job_recovered", job=row.id, chunks_done=row.n_done, chunks=row.n_chunks,
+                          state=state, paused=row.paused)
+
+    # --- submissions --------------------------------------------------------------------
+
+    def _resolve_options(self, options: JobOptions) -> dict[str, Any]:
+        resolved = dict(self.defaults)
+        resolved["initial_prompt"] = None
+        for key, value in options.to_wire().items():
+            if key in OPTION_KEYS and value is not None:
+                resolved[key] = value
+        if resolved["task"] not in ("transcribe", "translate"):
+            raise ValueError(f"task must be transcribe or translate, not {resolved['task']!r}")
+        if int(resolved["beam_size"]) < 1:
+            raise ValueError("beam_size must be at least 1")
+        return resolved
+
+    def _new_row(self, kind: str, path: str, label: str, source: str, priority: str,
+                 options: JobOptions) -> JobRow:
+        if priority not in PRIORITY_RANK:
+            raise ValueError(f"priority must be one of high, normal, low, not {priority!r}")
+        job_id = os.urandom(6).hex()
+        return JobRow(
+            id=job_id, seq=self.store.next_seq(), kind=kind, source=source, path=path,
+            label=label or Path(path).name, priority=PRIORITY_RANK[priority], state="queued",
+            options=self._resolve_options(options),
+            cache_path=str(self.cfg.cache_dir / f"{job_id}.pcm"), created=time.time(),
+        )
+
+    def submit_file(self, req: SubmitFile) -> Reply:
+        if not os.path.isabs(req.path):
+            return _error(ErrorCode.INVALID_ARGUMENT, f"path must be absolute, got {req.path!r}")
+        try:
+            row = self._new_row("file", req.path, req.label, req.source, req.priority, req.options)
+        except ValueError as exc:
+            return _error(ErrorCode.INVALID_ARGUMENT, str(exc))
+        self.store.insert_job(row)
+        self.queue.add(QueuedJob(id=row.id, seq=row.seq, priority=row.priority))
+        self.emit("queued", row.id, kind="file", priority=req.priority, label=row.label,
+                  source=row.source)
+        return _ok(job=self.view(row))
+
+    def submit_audio(self, req: SubmitAudio) -> Reply:
+        if req.sample_rate != SAMPLE_RATE:
+            return _error(ErrorCode.INVALID_ARGUMENT, f"sample_rate must be 16000, got {req.sample_rate}")
+        if len(req.pcm) % BYTES_PER_SAMPLE:
+            return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
+        samples = len(req.pcm) // BYTES_PER_SAMPLE
+        if samples < self.min_samples:
+            return _error(ErrorCode.INVALID_ARGUMENT,
+                          f"audio is {samples / SAMPLE_RATE:.2f} s long; at least "
+                          f"{self.min_samples / SAMPLE_RATE:.2f} s is needed")
+        try:
+            row = self._new_row("audio", "", req.label or "utterance", req.source, req.priority,
+                                req.options)
+        except ValueError as exc:
+            return _error(ErrorCode.INVALID_ARGUMENT, str(exc))
+        tmp = f"{row.cache_path}.part"
+        with open(tmp, "wb") as out:
+            out.write(req.pcm)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, row.cache_path)
+        row.decoded, row.samples = True, samples
+        short = samples <= self.max_chunk_samples
+        if short:  # one chunk: no planning round trip
+            row.state, row.plan_final = "ready", True
+        self.store.insert_job(row)
+        job = QueuedJob(id=row.id, seq=row.seq, priority=row.priority, state=row.state,
+                        plan_final=row.plan_final)
+        if short:
+            job.n_chunks = self.store.add_chunks(row.id, 0, [[0, samples]])
+        self.queue.add(job)
+        self.emit("queued", row.id, kind="audio", priority=req.priority, label=row.label,
+                  source=row.source, duration_s=samples / SAMPLE_RATE)
+        return _ok(job=self.view(row))
+
+    # --- queries ------------------------------------------------------------------------
+
+    def display_state(self, row: JobRow) -> str:
+        if row.state in FINAL_STATES:
+            return row.state
+        if row.paused:
+            return "paused"
+        job = self.queue.get(row.id)
+        if (job and job.in_flight) or row.n_done:
+            return "running"
+        return "decoding" if row.state == "decoding" else "queued"
+
+    def view(self, row: JobRow) -> dict[str, Any]:
+        """The job as clients see it."""
+        done_s = 0.0
+        if row.n_done:
+            done_s = self.store.chunk_bounds(row.id, row.n_done - 1)[1] / SAMPLE_RATE
+        duration = row.samples / SAMPLE_RATE if row.plan_final else None
+        return {
+            "id": row.id, "kind": row.kind, "source": row.source, "label": row.label,
+            "path": row.path, "priority": PRIORITY_NAME[row.priority],
+            "state": self.display_state(row), "error": row.error,
+            "chunks_done": row.n_done, "chunks": row.n_chunks, "plan_final": row.plan_final,
+            "audio_done_s": round(done_s, 3), "duration_s": duration,
+            "created": row.created, "started": row.started, "finished": row.finished,
+            "decode_s": round(row.decode_s, 3), "compute_s": round(row.compute_s, 3),
+            "language": row.language, "options": row.options,
+        }
+
+    def _row(self, job_id: str) -> JobRow | None:
+        return self.store.job(job_id)
+
+    def status(self, job_id: str) -> Reply:
+        row = self._row(job_id)
+        if row is None:
+            return _error(ErrorCode.NOT_FOUND, f"no job {job_id!r}")
+        return _ok(job=self.view(row))
+
+    def list_jobs(self, states: list[str], limit: int) -> Reply:
+        views = [self.view(r) for r in self.store.jobs(limit=max(limit, 1) * 20 if states else limit)]
+        if states:
+            views = [v for v in views if v["state"] in states]
+        return _ok(jobs=views[:limit])
+
+    def result(self, job_id: str) -> Reply:
+        row = self._row(job_id)
+        if row is None:
+            return _error(ErrorCode.NOT_FOUND, f"no job {job_id!r}")
+        if row.state == "failed":
+            return _error(ErrorCode.INVALID_STATE, f"job {job_id} failed: {row.error}")
+        if row.state != "completed":
+            return _error(ErrorCode.NOT_READY,
+                          f"job {job_id} is {self.display_state(row)}; no result yet")
+        segments = self.store.segments(job_id)
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        return _ok(job=self.view(row), segments=segments, text=text, language=row.language)
+
+    def stats(self) -> dict[str, Any]:
+        timings = self.store.chunk_timings(1000)
+        compute = [c for c, _ in timings]
+        audio = sum(a for _, a in timings)
+        counts = self.store.state_counts()
+        return {
+            "queue_depth": self.queue.depth(),
+            "jobs": counts,
+            "chunks_measured": len(compute),
+            "chunk_compute_s": {"p50": percentile(compute, 50), "p95": percentile(compute, 95)},
+            "real_time_factor": round(sum(compute) / audio, 4) if audio else None,
+        }
+
+    # --- control of running jobs ----------------------------------------------------------
+
+    def _active(self, job_id: str, verb: str) -> QueuedJob | Reply:
+        """The unfinished job, or the error reply that says why it cannot be changed."""
+        job = self.queue.get(job_id)
+        if job is not None:
+            return job
+        row = self._row(job_id)
+        if row is None:
+            return _error(ErrorCode.NOT_FOUND, f"no job {job_id!r}")
+        return _error(ErrorCode.INVALID_STATE, f"cannot {verb} job {job_id}: it is {row.state}")
+
+    def _current(self, job_id: str) -> Reply:
+        row = self._row(job_id)
+        assert row is not None
+        return _ok(job=self.view(row))
+
+    def cancel(self, job_id: str) -> Reply:
+        job = self._active(job_id, "cancel")
+        if isinstance(job, Reply):
+            return job
+        self._finish(job_id, "cancelled")
+        return self._current(job_id)
+
+    def pause(self, job_id: str) -> Reply:
+        job = self._active(job_id, "pause")
+        if isinstance(job, Reply):
+            return job
+        if not job.paused:
+            job.paused = True
+            self.store.update_job(job_id, paused=1)
+            self.emit("paused", job_id, chunks_done=job.next_index)
+        return self._current(job_id)
+
+    def resume(self, job_id: str) -> Reply:
+        job = self._active(job_id, "resume")
+        if isinstance(job, Reply):
+            return job
+        if job.paused:
+            job.paused = False
+            self.store.update_job(job_id, paused=0)
+            self.emit("resumed", job_id, chunks_done=job.next_index)
+        return self._current(job_id)
+
+    def set_priority(self, job_id: str, priority: str) -> Reply:
+        if priority not in PRIORITY_RANK:
+            return _error(ErrorCode.INVALID_ARGUMENT,
+                          f"priority must be high, normal or low, not {priority!r}")
+        job = self._active(job_id, "reprioritise")
+        if isinstance(job, Reply):
+            return job
+        job.priority = PRIORITY_RANK[priority]
+        self.store.update_job(job_id, priority=job.priority)
+        self.emit("priority", job_id, priority=priority)
+        return self._current(job_id)
+
+    # --- work ---------------------------------------------------------------------------
+
+    def decode_request(self, job_id: str) -> Decode | None:
+        """Mark the job decoding and build the request, or fail it after too many tries."""
+        row = self._row(job_id)
+        job = self.queue.get(job_id)
+        if row is None or job is None:
+            return None
+        attempts = row.decode_attempts + 1
+        if attempts > self.max_decode_attempts:
+            self.fail(job_id, f"decoding was interrupted {row.decode_attempts} times "
+                              "(the ingest worker stopped responding)")
+            return None
+        job.state = "decoding"
+        self.store.update_job(job_id, state="decoding", decode_attempts=attempts)
+        path = "" if row.decoded else row.path
+        return Decode(job_id=job_id, path=path, cache_path=row.cache_path, first_index=job.n_chunks)
+
+    def chunk_request(self, job_id: str) -> Chunk | None:
+        """Build the next chunk of the job (reading its PCM from the cache), or fail the job."""
+        row = self._row(job_id)
+        job = self.queue.get(job_id)
+        if row is None or job is None:
+            return None
+        index = job.next_index
+        attempts = self.store.chunk_attempt(job_id, index)
+        if attempts > self.max_chunk_attempts:
+            self.fail(job_id, f"chunk {index} failed {attempts - 1} times; last error: "
+                              f"{job.last_error or 'the transcriber stopped responding'}")
+            return None
+        start, end = self.store.chunk_bounds(job_id, index)
+        try:
+            with open(row.cache_path, "rb") as cache:
+                cache.seek(start * BYTES_PER_SAMPLE)
+                pcm = cache.read((end - start) * BYTES_PER_SAMPLE)
+        except OSError as exc:
+            self.fail(job_id, f"the audio cache is unreadable: {exc}")
+            return None
+        job.in_flight = True
+        if row.started is None:
+            self.store.update_job(job_id, started=time.time())
+            self.emit("started", job_id, wait_s=round(time.time() - row.created, 3))
+        return Chunk(job_id=job_id, index=index, pcm=pcm, offset_s=start / SAMPLE_RATE,
+                     options=JobOptions.from_wire(row.options), context=job.context)
+
+    def chunk_done(self, msg: ChunkResult) -> None:
+        job = self.queue.get(msg.job_id)
+        if job is None:
+            self.log.info("result_dropped", job=msg.job_id, chunk=msg.index, why="job finished")
+            return
+        job.in_flight = False
+        if msg.index != job.next_index or msg.continuation.next_index != msg.index + 1:
+            self.log.warning("result_out_of_order", job=msg.job_id, chunk=msg.index,
+                             expected=job.next_index)
+            return
+        if not self.store.commit_chunk(msg):
+            self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
+        job.next_index = msg.continuation.next_index
+        job.context = msg.continuation.context
+        job.last_error = ""
+        row = self._row(msg.job_id)
+        assert row is not None
+        view = self.view(row)
+        self.emit("progress", msg.job_id, chunk=msg.index + 1, chunks=job.n_chunks,
+                  plan_final=job.plan_final, audio_done_s=view["audio_done_s"],
+                  duration_s=view["duration_s"], compute_s=round(msg.compute_s, 3))
+        if job.finished:
+            self._finish(msg.job_id, "completed")
+
+    def chunk_failed(self, job_id: str, index: int, reason: str) -> None:
+        job = self.queue.get(job_id)
+        if job is None or index != job.next_index:
+            return
+        job.in_flight = False
+        job.last_error = reason
+        self.log.warning("chunk_error", job=job_id, chunk=index, reason=reason)
+
+    def planned(self, msg: Plan) -> None:
+        job = self.queue.get(msg.job_id)
+        if job is None:
+            if msg.final:  # the job ended while ingest worked: drop its cache now
+                row = self._row(msg.job_id)
+                if row is not None:
+                    Path(row.cache_path).unlink(missing_ok=True)
+            return
+        if msg.chunks:
+            job.n_chunks = self.store.add_chunks(msg.job_id, msg.first_index, msg.chunks)
+        if msg.final:
+            self.store.finish_plan(msg.job_id, msg.samples, msg.decode_s)
+            job.plan_final, job.state = True, "ready"
+            self.emit("decoded", msg.job_id, duration_s=msg.samples / SAMPLE_RATE,
+                      chunks=job.n_chunks, decode_s=round(msg.decode_s, 3))
+            if job.finished:  # no speech at all: an empty transcript
+                self._finish(msg.job_id, "completed")
+
+    def decode_failed(self, job_id: str, reason: str) -> None:
+        if job_id in self.queue:
+            self.fail(job_id, reason)
+
+    def task_lost(self, kind: str, job_id: str, index: int) -> None:
+        """A worker died holding this job's task: it will be dispatched again."""
+        job = self.queue.get(job_id)
+        if job is None:
+            return
+        if kind == "chunk" and index == job.next_index:
+            job.in_flight = False
+            job.last_error = "the transcriber stopped responding"
+        elif kind == "decode":
+            job.state = "queued"
+            self.store.update_job(job_id, state="queued")
+
+    # --- endings ------------------------------------------------------------------------
+
+    def fail(self, job_id: str, reason: str) -> None:
+        self._finish(job_id, "failed", reason)
+
+    def _finish(self, job_id: str, state: str, reason: str = "") -> None:
+        job = self.queue.remove(job_id)
+        now = time.time()
+        self.store.update_job(job_id, state=state, error=reason, finished=now)
+        row = self._row(job_id)
+        assert row is not None
+        if not (job and job.state == "decoding" and not job.plan_final):
+            Path(row.cache_path).unlink(missing_ok=True)  # else when ingest reports back
+        data: dict[str, Any] = {
+            "kind": row.kind, "label": row.label, "source": row.source,
+            "wall_s": round(now - row.created, 3), "decode_s": round(row.decode_s, 3),
+            "compute_s": round(row.compute_s, 3),
+        }
+        if row.started is not None:
+            data["wait_s"] = round(row.started - row.created, 3)
+        if state == "completed":
+            audio_s = row.samples / SAMPLE_RATE
+            data.update(duration_s=audio_s, chunks=row.n_chunks,
+                        rtf=round(row.compute_s / audio_s, 4) if audio_s else None)
+            if row.kind == "audio":
+                segments = self.store.segments(job_id)
+                data["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        if reason:
+            data["reason"] = reason
+        self.log.info(f"job_{state}", job=job_id, **{k: v for k, v in data.items() if k != "text"})
+        self.emit(state, job_id, **data)

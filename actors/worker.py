@@ -1,0 +1,180 @@
+"""Worker side of the work protocol (SPEC.md, "Work"), shared by ingest and transcriber.
+
+One DEALER socket to the scheduler's work endpoint, one task thread. The main loop polls the
+DEALER and an inproc pipe from the task thread, forwards the task's replies, and heartbeats
+both ways (Paranoid Pirate): a scheduler silent for `liveness` beats is reconnected with
+exponential back-off and told READY again. A long task never stops the heartbeats.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import zmq
+
+from actors.config import Config
+from protocol import ProtocolError, decode, encode
+from protocol.codec import Envelope
+from protocol.records import Record
+from protocol.work import Disconnect, Heartbeat, Ready
+
+RECONNECT_MIN_S = 0.25
+RECONNECT_MAX_S = 8.0
+
+Emit = Callable[[Record, str], None]
+
+
+class Worker:
+    """Base worker: subclasses set ROLE, TASKS (record types they serve) and `perform`."""
+
+    ROLE = ""
+    TASKS: tuple[type[Record], ...] = ()
+
+    def __init__(self, cfg: Config, log: Any | None = None) -> None:
+        self.cfg = cfg
+        self.log = log or structlog.get_logger().bind(actor=self.ROLE)
+        self.name = f"{self.ROLE}@{socket.gethostname()}:{os.getpid()}"
+        self.ctx = zmq.Context.instance()
+        self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
+        self.liveness_max = int(cfg.get("scheduler.heartbeat_liveness"))
+        self.running = True
+        self.busy = False
+        self.bad_frames = 0
+        self._tasks: queue.Queue[tuple[Record, Envelope] | None] = queue.Queue()
+        self._pipe_addr = f"inproc://{self.ROLE}-{id(self)}"
+        self._pipe = self.ctx.socket(zmq.PAIR)
+        self._pipe.bind(self._pipe_addr)
+        self._thread = threading.Thread(target=self._task_loop, name=f"{self.ROLE}-task", daemon=True)
+        self.dealer: zmq.Socket | None = None
+
+    # --- to be provided by subclasses -----------------------------------------------
+
+    def ready_message(self) -> Ready:
+        return Ready(role=self.ROLE, name=self.name, pid=os.getpid())
+
+    def perform(self, record: Record, envelope: Envelope, emit: Emit) -> None:
+        """Do one task in the task thread; call emit(reply, parent_id) for each reply."""
+        raise NotImplementedError
+
+    def failure(self, record: Record, reason: str) -> Record:
+        """The error reply for a task whose perform() raised."""
+        raise NotImplementedError
+
+    # --- task thread ------------------------------------------------------------------
+
+    def _task_loop(self) -> None:
+        out = self.ctx.socket(zmq.PAIR)
+        out.connect(self._pipe_addr)
+
+        def emit(record: Record, parent: str) -> None:
+            out.send(encode(record, self.name, parent=parent))
+
+        while True:
+            item = self._tasks.get()
+            if item is None:
+                break
+            record, envelope = item
+            try:
+                self.perform(record, envelope, emit)
+            except Exception as exc:  # the barrier: log, answer with an error, keep serving
+                self.log.exception("task_crashed", type=envelope.type, msg_id=envelope.id)
+                try:
+                    emit(self.failure(record, f"internal error: {type(exc).__name__}: {exc}"), envelope.id)
+                except Exception:
+                    self.log.exception("task_failure_reply_failed", msg_id=envelope.id)
+            finally:
+                out.send(b"")  # empty frame: task finished
+        out.close(linger=0)
+
+    # --- main loop --------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self.dealer is not None:
+            self.dealer.close(linger=0)
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.connect(self.cfg.endpoint("work"))
+        self._send(self.ready_message())
+        self.log.info("ready_sent", endpoint=self.cfg.endpoint("work"))
+
+    def _send(self, record: Record, parent: str = "") -> None:
+        assert self.dealer is not None
+        self.dealer.send_multipart([b"", encode(record, self.name, parent=parent)])
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self._thread.start()
+        self._connect()
+        liveness = self.liveness_max
+        reconnect_s = RECONNECT_MIN_S
+        heartbeat_at = time.monotonic() + self.interval_s
+        poller = zmq.Poller()
+        poller.register(self._pipe, zmq.POLLIN)
+        while self.running:
+            assert self.dealer is not None
+            poller.register(self.dealer, zmq.POLLIN)
+            ready = dict(poller.poll(timeout=max(0.0, heartbeat_at - time.monotonic()) * 1000))
+            if self._pipe in ready:
+                frame = self._pipe.recv()
+                if frame:
+                    self.dealer.send_multipart([b"", frame])
+                else:
+                    self.busy = False
+            if self.dealer in ready:
+                frames = self.dealer.recv_multipart()
+                liveness, reconnect_s = self.liveness_max, RECONNECT_MIN_S
+                if self._on_frames(frames) == "reconnect":
+                    poller.unregister(self.dealer)
+                    self._connect()
+                    continue
+            now = time.monotonic()
+            if now >= heartbeat_at:
+                heartbeat_at = now + self.interval_s
+                liveness -= 1
+                if liveness <= 0:
+                    self.log.warning("scheduler_silent", reconnect_in_s=reconnect_s)
+                    poller.unregister(self.dealer)
+                    time.sleep(reconnect_s)  # back-off; nothing else to do without a scheduler
+                    reconnect_s = min(reconnect_s * 2, RECONNECT_MAX_S)
+                    liveness = self.liveness_max
+                    self._connect()
+                    continue
+                self._send(Heartbeat(busy=self.busy))
+        self._tasks.put(None)
+        if self.dealer is not None:
+            self.dealer.close(linger=0)
+        self._pipe.close(linger=0)
+        self.log.info("stopped")
+
+    def _on_frames(self, frames: list[bytes]) -> str:
+        try:
+            envelope, record = decode(frames[-1])
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            self.log.warning("bad_frame", code=str(exc.code), reason=exc.reason)
+            return ""
+        if isinstance(record, Heartbeat):
+            return ""
+        if isinstance(record, Disconnect):
+            self.log.info("disconnected", reason=record.reason)
+            return "reconnect"
+        if isinstance(record, self.TASKS):
+            self.busy = True
+            self._tasks.put((record, envelope))
+            return ""
+        self.bad_frames += 1
+        self.log.warning("unexpected_message", type=envelope.type)
+        return ""

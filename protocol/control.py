@@ -1,0 +1,167 @@
+"""Control family: requests from clients (CLI probe, watcher, audio) to the scheduler's
+control endpoint, and the one `reply` record that answers every request (SPEC.md, "Control")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.records import Record
+
+PRIORITIES = ("high", "normal", "low")
+
+
+@dataclass(frozen=True)
+class JobOptions(Record):
+    """Per-job decoding options; None means the scheduler's configured default."""
+
+    language: str | None = None
+    """ISO code, or None to auto-detect (English-only models always say "en")."""
+    task: str | None = None
+    """"transcribe" or "translate" (to English)."""
+    beam_size: int | None = None
+    """Beam width; 1 is greedy."""
+    initial_prompt: str | None = None
+    """Text that conditions the first chunk (names, spelling, style)."""
+    word_timestamps: bool | None = None
+    """Also return per-word timings."""
+    condition_on_previous_text: bool | None = None
+    """Feed each chunk the previous chunk's text as context."""
+
+
+@dataclass(frozen=True)
+class SubmitFile(Record):
+    """Transcribe a file that the ingest actor can read."""
+
+    TYPE = "submit_file"
+    path: str
+    """Absolute path of the media file."""
+    priority: str = "normal"
+    """One of high, normal, low."""
+    options: JobOptions = field(default_factory=JobOptions)
+    """Decoding options."""
+    label: str = ""
+    """Free text shown in listings (the CLI puts the file name)."""
+    source: str = "cli"
+    """Who submitted: cli, watcher, ptt, ..."""
+
+
+@dataclass(frozen=True)
+class SubmitAudio(Record):
+    """Transcribe PCM carried in the message (push-to-talk utterances)."""
+
+    TYPE = "submit_audio"
+    pcm: bytes
+    """Little-endian signed 16-bit mono samples."""
+    sample_rate: int = 16000
+    """Must be 16000."""
+    priority: str = "high"
+    """One of high, normal, low."""
+    options: JobOptions = field(default_factory=JobOptions)
+    """Decoding options."""
+    label: str = ""
+    """Free text shown in listings."""
+    source: str = "cli"
+    """Who submitted."""
+
+
+@dataclass(frozen=True)
+class JobRef(Record):
+    """Base for requests that name one job."""
+
+    job_id: str
+    """The job's id as returned by a submit."""
+
+
+@dataclass(frozen=True)
+class JobStatus(JobRef):
+    """Ask for one job's state and progress."""
+
+    TYPE = "job_status"
+
+
+@dataclass(frozen=True)
+class Cancel(JobRef):
+    """Cancel a queued, running or paused job."""
+
+    TYPE = "cancel"
+
+
+@dataclass(frozen=True)
+class Pause(JobRef):
+    """Stop dispatching a job's chunks; the chunk in flight still commits."""
+
+    TYPE = "pause"
+
+
+@dataclass(frozen=True)
+class Resume(JobRef):
+    """Let a paused job run again from its first uncommitted chunk."""
+
+    TYPE = "resume"
+
+
+@dataclass(frozen=True)
+class FetchResult(JobRef):
+    """Get a completed job's segments and text."""
+
+    TYPE = "fetch_result"
+
+
+@dataclass(frozen=True)
+class SetPriority(Record):
+    """Move a job to another priority class (keeps its place in submission order)."""
+
+    TYPE = "set_priority"
+    job_id: str
+    """The job."""
+    priority: str
+    """One of high, normal, low."""
+
+
+@dataclass(frozen=True)
+class ListJobs(Record):
+    """List jobs, newest first."""
+
+    TYPE = "list_jobs"
+    states: list[str] = field(default_factory=list)
+    """Only these states; empty means all."""
+    limit: int = 50
+    """At most this many."""
+
+
+@dataclass(frozen=True)
+class Ping(Record):
+    """Liveness of the scheduler, or of a named actor it knows."""
+
+    TYPE = "ping"
+    actor: str = "scheduler"
+    """scheduler, ingest or transcriber."""
+
+
+@dataclass(frozen=True)
+class Stats(Record):
+    """Queue depths, counters and timing percentiles."""
+
+    TYPE = "stats"
+
+
+@dataclass(frozen=True)
+class Reply(Record):
+    """The answer to every control request."""
+
+    TYPE = "reply"
+    status: str
+    """ok, error or pending."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The request's result (see SPEC.md per request)."""
+    code: str = ""
+    """With status error: a code from the errors table."""
+    reason: str = ""
+    """With status error: what went wrong, for people."""
+
+
+REQUESTS: tuple[type[Record], ...] = (
+    SubmitFile, SubmitAudio, JobStatus, ListJobs, Cancel, Pause, Resume,
+    SetPriority, FetchResult, Ping, Stats,
+)

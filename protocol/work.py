@@ -1,0 +1,174 @@
+"""Work family: the scheduler's work endpoint and its workers, ingest and transcriber
+(SPEC.md, "Work"). Heartbeats flow both ways on the same socket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.control import JobOptions
+from protocol.records import Record
+
+
+@dataclass(frozen=True)
+class Ready(Record):
+    """Worker to scheduler: I can take work of this role."""
+
+    TYPE = "ready"
+    role: str
+    """transcriber or ingest."""
+    name: str
+    """Human-readable worker name (host:pid)."""
+    pid: int
+    """Process id, for status displays."""
+    model: str = ""
+    """Transcriber: the model it serves."""
+    health: str = "ok"
+    """ok or degraded."""
+    detail: str = ""
+    """Why degraded, in plain words."""
+
+
+@dataclass(frozen=True)
+class Heartbeat(Record):
+    """Either way: I am alive."""
+
+    TYPE = "heartbeat"
+    busy: bool = False
+    """Worker: a task is in progress."""
+
+
+@dataclass(frozen=True)
+class Disconnect(Record):
+    """Scheduler to worker: I do not know you; reconnect and say READY."""
+
+    TYPE = "disconnect"
+    reason: str = ""
+    """Why."""
+
+
+@dataclass(frozen=True)
+class Chunk(Record):
+    """Scheduler to transcriber: transcribe exactly this chunk, then reply."""
+
+    TYPE = "chunk"
+    job_id: str
+    """The job."""
+    index: int
+    """Chunk index within the job's plan."""
+    pcm: bytes
+    """Little-endian int16 mono samples at sample_rate."""
+    offset_s: float
+    """Where the chunk starts in the job's audio; added to segment times."""
+    options: JobOptions = field(default_factory=JobOptions)
+    """Fully resolved options (no None left but initial_prompt/language)."""
+    context: str = ""
+    """Previous chunk's text when conditioning on previous text."""
+    sample_rate: int = 16000
+    """Always 16000 in version 1."""
+
+
+@dataclass(frozen=True)
+class Word(Record):
+    """One word with its timing."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment(Record):
+    """One Whisper segment, times in seconds from the start of the job's audio."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    words: list[Any] = field(default_factory=list)
+    """Word maps (start, end, word, probability) when word timestamps were asked."""
+
+
+@dataclass(frozen=True)
+class Continuation(Record):
+    """What the scheduler needs to go on with the job after this chunk."""
+
+    job_id: str
+    next_index: int
+    context: str = ""
+    """Context text for the next chunk (empty when not conditioning)."""
+
+
+@dataclass(frozen=True)
+class ChunkResult(Record):
+    """Transcriber to scheduler: the chunk's segments and the continuation."""
+
+    TYPE = "chunk_result"
+    job_id: str
+    index: int
+    segments: list[Segment]
+    continuation: Continuation
+    language: str = ""
+    compute_s: float = 0.0
+    """Seconds the model took."""
+    audio_s: float = 0.0
+    """Seconds of audio in the chunk."""
+
+
+@dataclass(frozen=True)
+class ChunkError(Record):
+    """Transcriber to scheduler: this chunk could not be transcribed."""
+
+    TYPE = "chunk_error"
+    job_id: str
+    index: int
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decode(Record):
+    """Scheduler to ingest: decode `path` into `cache_path`, then plan chunks."""
+
+    TYPE = "decode"
+    job_id: str
+    path: str
+    """Source media; empty when the PCM is already in cache_path (plan only)."""
+    cache_path: str
+    """Where the int16 PCM goes (or already is)."""
+    first_index: int = 0
+    """Chunks before this index are already stored; send only the rest."""
+
+
+@dataclass(frozen=True)
+class Plan(Record):
+    """Ingest to scheduler: the next planned chunks, [start, end) in samples."""
+
+    TYPE = "plan"
+    job_id: str
+    first_index: int
+    """Index of chunks[0] in the job's plan."""
+    chunks: list[list[int]]
+    final: bool
+    """No more chunks will follow."""
+    samples: int = 0
+    """With final: total decoded samples."""
+    decode_s: float = 0.0
+    """With final: seconds spent decoding."""
+
+
+@dataclass(frozen=True)
+class DecodeError(Record):
+    """Ingest to scheduler: the file is not usable audio."""
+
+    TYPE = "decode_error"
+    job_id: str
+    code: str
+    reason: str
+
+
+WORK_MESSAGES: tuple[type[Record], ...] = (
+    Ready, Heartbeat, Disconnect, Chunk, ChunkResult, ChunkError, Decode, Plan, DecodeError,
+)
