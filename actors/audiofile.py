@@ -18,7 +18,11 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 GROUP_SAMPLES = 500_000
-TRUNCATION_TOLERANCE = 0.9  # decoded/declared below this, after a decode error: truncated
+# decoded/declared duration below which a file counts as truncated: after a decode error, or
+# without one (a cut WAV decodes cleanly); the second is looser because some containers only
+# estimate their duration (VBR MP3 without a Xing header)
+TRUNCATED_WITH_ERROR = 0.9
+TRUNCATED_WITHOUT_ERROR = 0.75
 
 
 class DecodeFailure(Exception):
@@ -96,10 +100,11 @@ def iter_pcm(path: str | Path, report: list[DecodeReport] | None = None) -> Iter
             "no audio could be decoded (zero-length or corrupt)"
             + (f": ffmpeg said {error}" if error else "")
         )
-    if declared and decoded_s < declared * TRUNCATION_TOLERANCE and error:
+    tolerance = TRUNCATED_WITH_ERROR if error else TRUNCATED_WITHOUT_ERROR
+    if declared and decoded_s < declared * tolerance:
         raise DecodeFailure(
             f"the file is truncated or corrupt: decoded {decoded_s:.1f} s of the "
-            f"{declared:.1f} s it declares (ffmpeg: {error})"
+            f"{declared:.1f} s it declares" + (f" (ffmpeg: {error})" if error else "")
         )
     if report is not None:
         report.append(DecodeReport(samples=samples, declared_s=declared))

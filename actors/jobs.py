@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank]
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
 class JobBook:
     def __init__(self, cfg: Config, store: Store, log: Any, publish: Callable[[Event], None]) -> None:
         self.cfg = cfg
@@ -56,6 +61,8 @@ class JobBook:
         self.max_decode_attempts = int(cfg.get("scheduler.max_decode_attempts"))
         self.max_chunk_samples = int(cfg.get("ingest.max_chunk_s") * SAMPLE_RATE)
         self.min_samples = int(cfg.get("ingest.min_duration_s") * SAMPLE_RATE)
+        self.overhead_s: deque[float] = deque(maxlen=1000)
+        """Per chunk: dispatch-to-result time minus the model's compute time."""
         self.defaults = {key: cfg.get(f"defaults.{key}") for key in OPTION_KEYS if key != "initial_prompt"}
 
     def emit(self, event: str, job_id: str, /, **data: Any) -> None:
@@ -173,6 +180,7 @@ class JobBook:
             "id": row.id, "kind": row.kind, "source": row.source, "label": row.label,
             "path": row.path, "priority": PRIORITY_NAME[row.priority],
             "state": self.display_state(row), "error": row.error,
+            "in_flight": bool((job := self.queue.get(row.id)) and job.in_flight),
             "chunks_done": row.n_done, "chunks": row.n_chunks, "plan_final": row.plan_final,
             "audio_done_s": round(done_s, 3), "duration_s": duration,
             "created": row.created, "started": row.started, "finished": row.finished,
@@ -219,6 +227,11 @@ class JobBook:
             "chunks_measured": len(compute),
             "chunk_compute_s": {"p50": percentile(compute, 50), "p95": percentile(compute, 95)},
             "real_time_factor": round(sum(compute) / audio, 4) if audio else None,
+            "chunk_overhead_ms": {
+                "p50": _ms(percentile(list(self.overhead_s), 50)),
+                "p95": _ms(percentile(list(self.overhead_s), 95)),
+                "count": len(self.overhead_s),
+            },
         }
 
     # --- control of running jobs ----------------------------------------------------------

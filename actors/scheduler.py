@@ -356,6 +356,9 @@ class Scheduler:
     def handle_chunk_result(self, identity: bytes, env: Envelope, msg: ChunkResult) -> None:
         if not self._take_task(identity, env, "chunk", msg.job_id):
             return
+        task = self.workers[identity].task
+        assert task is not None
+        self.book.overhead_s.append(time.monotonic() - task.sent - msg.compute_s)
         self._release(identity)
         self.book.chunk_done(msg)
 
@@ -432,7 +435,10 @@ class Scheduler:
                 self.idle["transcriber"].appendleft(identity)
                 continue
             msg_id = self.send_worker(identity, chunk)
-            self.workers[identity].task = Task("chunk", job.id, chunk.index, msg_id, time.monotonic())
+            worker = self.workers[identity]
+            worker.task = Task("chunk", job.id, chunk.index, msg_id, time.monotonic())
+            self.book.emit("dispatched", job.id, chunk=chunk.index, worker=worker.name,
+                           audio_s=round(len(chunk.pcm) / 2 / 16000, 3))
 
 
 def main(argv: list[str] | None = None) -> int:

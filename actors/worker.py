@@ -46,7 +46,7 @@ class Worker:
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness_max = int(cfg.get("scheduler.heartbeat_liveness"))
         self.running = True
-        self.busy = False
+        self.pending = 0  # tasks received and not yet finished
         self.bad_frames = 0
         self._tasks: queue.Queue[tuple[Record, Envelope] | None] = queue.Queue()
         self._pipe_addr = f"inproc://{self.ROLE}-{id(self)}"
@@ -132,7 +132,7 @@ class Worker:
                 if frame:
                     self.dealer.send_multipart([b"", frame])
                 else:
-                    self.busy = False
+                    self.pending = 0  # tasks received and not yet finished
             if self.dealer in ready:
                 frames = self.dealer.recv_multipart()
                 liveness, reconnect_s = self.liveness_max, RECONNECT_MIN_S
@@ -152,7 +152,7 @@ class Worker:
                     liveness = self.liveness_max
                     self._connect()
                     continue
-                self._send(Heartbeat(busy=self.busy))
+                self._send(Heartbeat(busy=self.pending > 0))
         self._tasks.put(None)
         if self.dealer is not None:
             self.dealer.close(linger=0)
@@ -172,7 +172,7 @@ class Worker:
             self.log.info("disconnected", reason=record.reason)
             return "reconnect"
         if isinstance(record, self.TASKS):
-            self.busy = True
+            self.pending += 1
             self._tasks.put((record, envelope))
             return ""
         self.bad_frames += 1

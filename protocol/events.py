@@ -8,7 +8,7 @@ from typing import Any
 from protocol.records import Record
 
 EVENT_KINDS = (
-    "queued", "decoded", "started", "progress", "paused", "resumed", "priority",
+    "queued", "decoded", "started", "dispatched", "progress", "paused", "resumed", "priority",
     "completed", "failed", "cancelled",
 )
 

@@ -1,0 +1,81 @@
+"""Shared fixtures: speech files (espeak-ng for plumbing, ../shared/data for real speech) and
+stacks of real actor processes in private temp dirs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please open the settings menu and select the audio tab.",
+    "It was a bright cold day in April, and the clocks were striking thirteen.",
+    "We choose to go to the moon in this decade and do the other things.",
+    "Remember to buy milk, eggs and bread on the way home.",
+    "The meeting has been moved to Thursday afternoon at three o'clock.",
+]
+
+
+def need_tool(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install espeak-ng sox)")
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def utterance(media_dir: Path) -> tuple[Path, str]:
+    """A short espeak-ng utterance and its text."""
+    need_tool("espeak-ng", "sox")
+    text = "Please open the settings menu."
+    return espeak_wav(text, media_dir / "utterance.wav"), text
+
+
+@pytest.fixture(scope="session")
+def long_audio(media_dir: Path) -> Path:
+    """About 90 s of speech with pauses, 3 to 4 chunks: the first 90 s of the real LJSpeech
+    reading when ../shared/data is present, else espeak-ng sentences joined by silences."""
+    need_tool("sox")
+    out = media_dir / "long.flac"
+    if LONG_FLAC.exists():
+        subprocess.run(["sox", str(LONG_FLAC), str(out), "trim", "0", "90"], check=True)
+        return out
+    need_tool("espeak-ng")
+    parts = [espeak_wav(s, media_dir / f"s{i}.wav", pad_s=0.6) for i, s in enumerate(SENTENCES * 4)]
+    subprocess.run(["sox", *map(str, parts), str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_speech() -> Path:
+    if not (SPEECH / "manifest.tsv").exists():
+        pytest.skip(f"real speech data not found at {SPEECH} (a CI checkout has ../shared/data)")
+    return SPEECH
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    """A fresh stack (scheduler, ingest, transcriber), ready, torn down after the test."""
+    with Stack() as s:
+        s.start()
+        s.wait_ready()
+        yield s
+
+
+@pytest.fixture(scope="module")
+def shared_stack() -> Iterator[Stack]:
+    """One stack for a module's tests that do not kill actors."""
+    with Stack() as s:
+        s.start()
+        s.wait_ready()
+        yield s

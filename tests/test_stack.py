@@ -1,0 +1,223 @@
+"""The real stack: scheduler, ingest and transcriber as processes over real ipc sockets, the
+real tiny.en model and the real SQLite store. Preemption, identity, durability, bad input."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from protocol.control import Pause, Resume
+from actors.client import read_events
+from tests.harness import Stack, collect_events, pcm16, poll
+
+pytestmark = pytest.mark.stack
+
+
+def words(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
+
+
+def transcript(stack: Stack, job_id: str) -> list[tuple[float, float, str]]:
+    return [(s["start"], s["end"], s["text"]) for s in stack.result(job_id)["segments"]]
+
+
+@pytest.fixture(scope="module")
+def clean_transcript(long_audio: Path) -> list[tuple[float, float, str]]:
+    """The long file transcribed once, alone, uninterrupted."""
+    with Stack() as s:
+        s.start()
+        s.wait_ready()
+        job = s.submit_file(long_audio, priority="low")
+        assert s.wait_job(job)["state"] == "completed"
+        result = transcript(s, job)
+    assert len(result) >= 3
+    return result
+
+
+def committed(stack: Stack, job_id: str) -> int:
+    with sqlite3.connect(stack.cfg.store_path) as db:
+        return db.execute("SELECT COUNT(*) FROM chunks WHERE job_id=? AND done=1", (job_id,)).fetchone()[0]
+
+
+def transcribed_chunks(stack: Stack, job_id: str) -> list[int]:
+    return [r["chunk"] for r in stack.log_events("transcriber", "chunk_done") if r["job"] == job_id]
+
+
+# --- the basics -------------------------------------------------------------------------
+
+
+def test_say_returns_the_utterance(shared_stack: Stack, utterance: tuple[Path, str]) -> None:
+    wav, text = utterance
+    out = shared_stack.cli("say", str(wav))
+    assert out.returncode == 0, out.stderr
+    assert words(out.stdout) == words(text)
+
+
+def test_transcribe_wait_writes_every_format(shared_stack: Stack, long_audio: Path, tmp_path: Path) -> None:
+    out = shared_stack.cli("transcribe", str(long_audio), "--wait", "--format", "txt,srt,vtt,json",
+                           "--output-dir", str(tmp_path), "--language", "en")
+    assert out.returncode == 0, out.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["long.json", "long.srt", "long.txt", "long.vtt"]
+    assert "printing" in (tmp_path / "long.txt").read_text().lower() or (tmp_path / "long.txt").stat().st_size
+    assert (tmp_path / "long.srt").read_text().startswith("1\n00:00:")
+    listing = shared_stack.cli("jobs", "--json")
+    assert listing.returncode == 0 and '"completed"' in listing.stdout
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    with Stack() as idle:  # never started: nothing listens
+        out = idle.cli("jobs")
+        assert out.returncode == 1
+        assert "not running" in out.stderr and "sottovoce run" in out.stderr
+        assert idle.cli("transcribe").returncode == 2  # usage
+        assert idle.cli("result", "x", "--format", "docx").returncode == 2
+
+
+# --- preemption -------------------------------------------------------------------------
+
+
+def test_high_priority_runs_before_the_files_next_chunk(stack: Stack, long_audio: Path,
+                                                        utterance: tuple[Path, str]) -> None:
+    wav, text = utterance
+    sub = stack.subscribe()
+    file_job = stack.submit_file(long_audio, priority="low")
+    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == file_job for e in ev), 60)
+    say_job = stack.submit_audio(pcm16(wav), priority="high")
+    events = collect_events(
+        sub, lambda ev: sum(e.kind == "dispatched" and e.job_id == file_job for e in ev) >= 1
+        and any(e.kind == "completed" and e.job_id == say_job for e in ev), 120)
+    order = [(e.kind, e.job_id) for e in events if e.kind in ("dispatched", "completed")]
+    say_done = order.index(("completed", say_job))
+    next_file_chunk = order.index(("dispatched", file_job))
+    assert say_done < next_file_chunk, order
+    assert words(stack.result(say_job)["text"]) == words(text)
+    assert stack.wait_job(file_job)["state"] == "completed"
+
+
+# --- identity ---------------------------------------------------------------------------
+
+
+def test_identical_when_interrupted_by_high_priority_jobs(stack: Stack, long_audio: Path,
+                                                          utterance: tuple[Path, str],
+                                                          clean_transcript) -> None:
+    wav, _ = utterance
+    sub = stack.subscribe()
+    job = stack.submit_file(long_audio, priority="low")
+    says = []
+    for n in range(3):  # one utterance after each of the first chunks
+        collect_events(sub, lambda ev, n=n: sum(e.kind == "dispatched" and e.job_id == job for e in ev) >= 1, 60)
+        says.append(stack.submit_audio(pcm16(wav)))
+        if stack.job(job)["state"] == "completed":
+            break
+    assert stack.wait_job(job)["state"] == "completed"
+    assert all(stack.wait_job(s)["state"] == "completed" for s in says)
+    assert transcript(stack, job) == clean_transcript
+
+
+def test_identical_after_pause_and_resume(stack: Stack, long_audio: Path, clean_transcript) -> None:
+    sub = stack.subscribe()
+    job = stack.submit_file(long_audio, priority="normal")
+    collect_events(sub, lambda ev: any(e.kind == "progress" and e.job_id == job for e in ev), 60)
+    stack.client.call(Pause(job_id=job))
+    view = stack.wait_job(job, states=("paused",))
+    poll(lambda: not stack.job(job)["in_flight"], 30, what="the chunk in flight to commit")
+    done = committed(stack, job)
+    list(read_events(sub, 0.3))  # what was published before the pause took hold
+    # nothing is dispatched while paused: the committed count stays put
+    with pytest.raises(TimeoutError):
+        collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == job for e in ev), 2.5)
+    assert committed(stack, job) == done
+    stack.client.call(Resume(job_id=job))
+    assert stack.wait_job(job)["state"] == "completed"
+    assert view["chunks_done"] >= 1
+    assert transcript(stack, job) == clean_transcript
+    assert len(transcribed_chunks(stack, job)) == len(set(transcribed_chunks(stack, job)))  # nothing redone
+
+
+# --- durability -------------------------------------------------------------------------
+
+
+def test_scheduler_sigkill_resumes_from_first_uncommitted_chunk(stack: Stack, long_audio: Path,
+                                                               clean_transcript) -> None:
+    job = stack.submit_file(long_audio, priority="low")
+    poll(lambda: committed(stack, job) >= 1, 60, what="a committed chunk")
+    stack.signal("scheduler", signal.SIGKILL)
+    done_before = committed(stack, job)
+    stack.start("scheduler")
+    stack.wait_ready()
+    final = stack.wait_job(job)
+    assert final["state"] == "completed", final["error"]
+    assert transcript(stack, job) == clean_transcript
+    chunks = transcribed_chunks(stack, job)
+    for index in range(done_before):  # committed before the crash: never transcribed again
+        assert chunks.count(index) == 1, chunks
+    assert len(stack.log_events("ingest", "decoded")) == 1  # the cache was reused
+
+
+def test_transcriber_sigkill_mid_chunk(stack: Stack, long_audio: Path, clean_transcript) -> None:
+    sub = stack.subscribe()
+    job = stack.submit_file(long_audio, priority="low")
+    collect_events(sub, lambda ev: sum(e.kind == "dispatched" and e.job_id == job for e in ev) >= 2, 60)
+    stack.signal("transcriber", signal.SIGKILL)  # chunk 1 is in flight
+    stack.start("transcriber")
+    assert stack.wait_job(job)["state"] == "completed"
+    assert transcript(stack, job) == clean_transcript
+
+
+def test_ingest_sigkill_while_planning(stack: Stack, long_audio: Path, tmp_path: Path) -> None:
+    doubled = tmp_path / "doubled.flac"  # long enough that planning is still going on
+    subprocess.run(["sox", str(long_audio), str(long_audio), str(long_audio), str(doubled)], check=True)
+    sub = stack.subscribe()
+    job = stack.submit_file(doubled, priority="low")
+    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == job for e in ev), 60)
+    planning = not stack.job(job)["plan_final"]
+    stack.signal("ingest", signal.SIGKILL)
+    stack.start("ingest")
+    final = stack.wait_job(job, timeout_s=300)
+    assert final["state"] == "completed", final["error"]
+    segments = stack.result(job)["segments"]
+    assert segments[-1]["end"] > 2.5 * 90 * 0.9  # the whole file, not only what was planned first
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts)  # no chunk planned twice
+    if planning:
+        assert len(stack.log_events("ingest", "decoded")) == 1  # decoded once, re-planned from the cache
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+def test_bad_files_fail_clearly_and_good_ones_still_complete(stack: Stack, long_audio: Path,
+                                                            utterance: tuple[Path, str], tmp_path: Path) -> None:
+    wav, text = utterance
+    (tmp_path / "text.mp3").write_text("this is a text file renamed to mp3\n" * 20)
+    (tmp_path / "empty.flac").write_bytes(b"")
+    data = long_audio.read_bytes()
+    (tmp_path / "truncated.flac").write_bytes(data[: len(data) // 3])
+    subprocess.run(["sox", str(wav), str(tmp_path / "short.wav"), "trim", "0", "0.1"], check=True)
+    expected = {"text.mp3": "not a media file", "empty.flac": "empty", "truncated.flac": "truncated",
+                "short.wav": "at least"}
+    jobs = {name: stack.submit_file(tmp_path / name) for name in expected}
+    good = stack.submit_file(wav)
+    for name, job in jobs.items():
+        final = stack.wait_job(job)
+        assert final["state"] == "failed", (name, final)
+        assert expected[name] in final["error"], (name, final["error"])
+    assert stack.wait_job(good)["state"] == "completed"
+    assert words(stack.result(good)["text"]) == words(text)
+    assert stack.cli("result", jobs["text.mp3"]).returncode == 1
+
+
+def test_model_that_fails_to_load_fails_jobs_with_the_reason(utterance: tuple[Path, str]) -> None:
+    wav, _ = utterance
+    with Stack({"transcriber.model": "/nonexistent/model"}) as s:
+        s.start()
+        s.wait_ready()
+        final = s.wait_job(s.submit_audio(pcm16(wav)), timeout_s=60)
+        assert final["state"] == "failed"
+        assert "cannot load model" in final["error"] and "/nonexistent/model" in final["error"]
+        assert s.procs["transcriber"].poll() is None  # the worker stays up
