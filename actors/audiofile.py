@@ -97,8 +97,7 @@ def iter_pcm(path: str | Path, report: list[DecodeReport] | None = None) -> Iter
     decoded_s = samples / SAMPLE_RATE
     if samples == 0:
         raise DecodeFailure(
-            "no audio could be decoded (zero-length or corrupt)"
-            + (f": ffmpeg said {error}" if error else "")
+            "no audio could be decoded (zero-length or corrupt)" + (f": ffmpeg said {error}" if error else "")
         )
     tolerance = TRUNCATED_WITH_ERROR if error else TRUNCATED_WITHOUT_ERROR
     if declared and decoded_s < declared * tolerance:

@@ -57,23 +57,32 @@ def job_line(job: dict[str, Any]) -> str:
     progress = f"{job['chunks_done']}/{job['chunks']}{'' if job['plan_final'] else '+'} chunks"
     audio = f"{job['audio_done_s']:.1f}/{fmt_s(total)}"
     error = f"  {job['error']}" if job["error"] else ""
-    return (f"{job['id']}  {job['state']:<9} {job['priority']:<6} {progress:<14} {audio:<14} "
-            f"{job['label']}{error}")
+    return (
+        f"{job['id']}  {job['state']:<9} {job['priority']:<6} {progress:<14} {audio:<14} "
+        f"{job['label']}{error}"
+    )
 
 
 # --- job waiting, shared by transcribe --wait and say ---------------------------------------
 
 
-def wait_jobs(client: Client, sub: Any, job_ids: list[str], show_progress: bool,
-              timeout_s: float | None = None) -> dict[str, dict[str, Any]]:
+def wait_jobs(
+    client: Client, sub: Any, job_ids: list[str], show_progress: bool, timeout_s: float | None = None
+) -> dict[str, dict[str, Any]]:
     """Follow jobs to a final state using events, with status polls as a safety net."""
     bars: dict[str, Any] = {}
     if show_progress:
         from tqdm import tqdm
 
         for pos, job_id in enumerate(job_ids):
-            bars[job_id] = tqdm(total=None, desc=job_id, unit="s", position=pos, leave=True,
-                                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s audio {postfix}")
+            bars[job_id] = tqdm(
+                total=None,
+                desc=job_id,
+                unit="s",
+                position=pos,
+                leave=True,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s audio {postfix}",
+            )
     jobs: dict[str, dict[str, Any]] = {}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     next_poll = 0.0
@@ -113,8 +122,11 @@ def _update_bar(bar: Any, job: dict[str, Any]) -> None:
 
 def job_options(args: argparse.Namespace) -> JobOptions:
     return JobOptions(
-        language=args.language, task=args.task, beam_size=args.beam_size,
-        initial_prompt=args.initial_prompt, word_timestamps=args.word_timestamps or None,
+        language=args.language,
+        task=args.task,
+        beam_size=args.beam_size,
+        initial_prompt=args.initial_prompt,
+        word_timestamps=args.word_timestamps or None,
         condition_on_previous_text=args.condition_on_previous_text,
     )
 
@@ -128,8 +140,15 @@ def cmd_transcribe(args: argparse.Namespace, cfg: Config, client: Client) -> int
     sub = client.subscribe() if args.wait else None
     submitted = []
     for path in paths:
-        data = client.call(SubmitFile(path=str(path), priority=args.priority,
-                                      options=job_options(args), label=path.name, source="cli"))
+        data = client.call(
+            SubmitFile(
+                path=str(path),
+                priority=args.priority,
+                options=job_options(args),
+                label=path.name,
+                source="cli",
+            )
+        )
         submitted.append(data["job"])
     if not args.wait:
         emit(args, {"jobs": submitted}, "\n".join(f"{j['id']}  queued  {j['label']}" for j in submitted))
@@ -172,17 +191,34 @@ def cmd_say(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     sub = client.subscribe()
     try:
         started = time.perf_counter()
-        job = client.call(SubmitAudio(pcm=pcm.astype("<i2").tobytes(), priority=args.priority,
-                                      options=job_options(args), label=Path(args.wav).name, source="cli"))["job"]
-        final = wait_jobs(client, sub, [job["id"]], show_progress=False, timeout_s=args.wait_timeout)[job["id"]]
+        job = client.call(
+            SubmitAudio(
+                pcm=pcm.astype("<i2").tobytes(),
+                priority=args.priority,
+                options=job_options(args),
+                label=Path(args.wav).name,
+                source="cli",
+            )
+        )["job"]
+        final = wait_jobs(client, sub, [job["id"]], show_progress=False, timeout_s=args.wait_timeout)[
+            job["id"]
+        ]
         latency = time.perf_counter() - started
     finally:
         sub.close(linger=0)
     if final["state"] != "completed":
         raise ClientError(f"job {job['id']} {final['state']}: {final['error']}")
     result = client.call(FetchResult(job_id=job["id"]))
-    emit(args, {"job": final, "text": result["text"], "segments": result["segments"],
-                "latency_s": round(latency, 3)}, result["text"])
+    emit(
+        args,
+        {
+            "job": final,
+            "text": result["text"],
+            "segments": result["segments"],
+            "latency_s": round(latency, 3),
+        },
+        result["text"],
+    )
     return 0
 
 
@@ -204,6 +240,7 @@ def _simple(request: Any) -> Any:
         job = client.call(request(job_id=args.id))["job"]
         emit(args, {"job": job}, job_line(job))
         return 0
+
     return command
 
 
@@ -229,8 +266,11 @@ def cmd_ping(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     if args.actor == "scheduler":
         text = f"scheduler pid {data['pid']} up {data['uptime_s']:.0f}s, {data['rtt_ms']} ms"
     else:
-        text = "\n".join(f"{w['name']}  {w['health']}  busy={w['busy']}  last heartbeat "
-                         f"{w['last_heartbeat_s']:.1f}s ago {w['detail']}" for w in data["workers"])
+        text = "\n".join(
+            f"{w['name']}  {w['health']}  busy={w['busy']}  last heartbeat "
+            f"{w['last_heartbeat_s']:.1f}s ago {w['detail']}"
+            for w in data["workers"]
+        )
     emit(args, data, text)
     return 0
 
@@ -243,8 +283,11 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
         "jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(data["jobs"].items())) or "none"),
         f"chunk compute: p50 {fmt_s(p['p50'])}, p95 {fmt_s(p['p95'])} over {data['chunks_measured']} chunks; "
         f"real-time factor {data['real_time_factor']}",
-        "workers: " + (", ".join(f"{w['name']} ({'busy' if w['busy'] else 'idle'})" for w in data["workers"])
-                       or "none connected"),
+        "workers: "
+        + (
+            ", ".join(f"{w['name']} ({'busy' if w['busy'] else 'idle'})" for w in data["workers"])
+            or "none connected"
+        ),
     ]
     emit(args, data, "\n".join(lines))
     return 0
@@ -258,8 +301,14 @@ def cmd_events(args: argparse.Namespace, cfg: Config, client: Client) -> int:
             window = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             for event in read_events(sub, window):
                 if args.json:
-                    print(json.dumps({"kind": event.kind, "job_id": event.job_id, **event.data},
-                                     ensure_ascii=False, default=str), flush=True)
+                    print(
+                        json.dumps(
+                            {"kind": event.kind, "job_id": event.job_id, **event.data},
+                            ensure_ascii=False,
+                            default=str,
+                        ),
+                        flush=True,
+                    )
                 else:
                     details = " ".join(f"{k}={v}" for k, v in event.data.items())
                     print(f"{time.strftime('%H:%M:%S')} {event.kind:<9} {event.job_id} {details}", flush=True)
@@ -284,11 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sottovoce",
         description="Local speech-to-text. Talks to the running sottovoce stack over ZeroMQ.",
         epilog="Exit codes: 0 ok, 1 call failed or timed out, 2 usage error. "
-               "Settings: config.toml in the user config dir, SOTTOVOCE_SECTION_KEY variables, or --set.",
+        "Settings: config.toml in the user config dir, SOTTOVOCE_SECTION_KEY variables, or --set.",
     )
     parser.add_argument("--config", type=Path, help="TOML config file (default: user config dir)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a setting, e.g. --set transcriber.model=/models/small; repeatable")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting, e.g. --set transcriber.model=/models/small; repeatable",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply (10)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -301,26 +355,43 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument("--beam-size", type=int)
     decoding.add_argument("--initial-prompt", help="text that conditions the first chunk")
     decoding.add_argument("--word-timestamps", action="store_true", help="also time every word")
-    decoding.add_argument("--condition-on-previous-text", action=argparse.BooleanOptionalAction,
-                          default=None, help="give each chunk the previous chunk's text as context")
+    decoding.add_argument(
+        "--condition-on-previous-text",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give each chunk the previous chunk's text as context",
+    )
 
-    def add(name: str, func: Any, help_text: str, parents: list[Any] | None = None) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Any, help_text: str, parents: list[Any] | None = None
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, parents=parents or [data])
         p.set_defaults(func=func)
         return p
 
-    add("run", cmd_run, "start scheduler, ingest and transcriber in the foreground; Ctrl+C stops them",
-        parents=[])
-    p = add("transcribe", cmd_transcribe,
-            "submit files for transcription (request: submit_file); --wait shows progress and writes outputs",
-            parents=[data, decoding])
+    add(
+        "run",
+        cmd_run,
+        "start scheduler, ingest and transcriber in the foreground; Ctrl+C stops them",
+        parents=[],
+    )
+    p = add(
+        "transcribe",
+        cmd_transcribe,
+        "submit files for transcription (request: submit_file); --wait shows progress and writes outputs",
+        parents=[data, decoding],
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
     p.add_argument("--priority", choices=PRIORITIES, default="normal")
     p.add_argument("--wait", action="store_true", help="follow progress, then write the transcripts")
     p.add_argument("--format", default="txt", help=f"comma-separated, from {', '.join(FORMATS)} (txt)")
     p.add_argument("--output-dir", help="where --wait writes FILE_STEM.FORMAT (current directory)")
-    p = add("say", cmd_say, "transcribe a recorded utterance at high priority and print the text "
-            "(request: submit_audio)", parents=[data, decoding])
+    p = add(
+        "say",
+        cmd_say,
+        "transcribe a recorded utterance at high priority and print the text (request: submit_audio)",
+        parents=[data, decoding],
+    )
     p.add_argument("wav", metavar="WAV", help="a recording (any format ffmpeg reads)")
     p.add_argument("--priority", choices=PRIORITIES, default="high")
     p.add_argument("--wait-timeout", type=float, default=300.0, help="seconds to wait for the text (300)")

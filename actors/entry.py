@@ -15,7 +15,10 @@ def start(name: str, description: str | None, argv: list[str] | None) -> tuple[C
     parser = argparse.ArgumentParser(prog=f"python -m actors.{name}", description=description)
     parser.add_argument("--config", type=Path, help="TOML config file (default: the user config dir)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one setting; repeatable",
     )
     args = parser.parse_args(argv)

@@ -49,20 +49,21 @@ def to_json(result: dict[str, Any]) -> str:
     payload = {
         "text": result["text"],
         "language": result.get("language", ""),
-        "segments": [
-            {k: v for k, v in s.items() if k != "words" or v} for s in result["segments"]
-        ],
+        "segments": [{k: v for k, v in s.items() if k != "words" or v} for s in result["segments"]],
     }
     return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "txt": to_txt, "srt": to_srt, "vtt": to_vtt, "json": to_json,
+    "txt": to_txt,
+    "srt": to_srt,
+    "vtt": to_vtt,
+    "json": to_json,
 }
 
 
 def parse_formats(text: str) -> list[str]:
-    """"txt,srt" -> ["txt", "srt"]; raises ValueError naming an unknown format."""
+    """ "txt,srt" -> ["txt", "srt"]; raises ValueError naming an unknown format."""
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in RENDERERS]
     if unknown or not formats:

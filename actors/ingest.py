@@ -54,8 +54,12 @@ class Ingest(Worker):
         try:
             if record.path and not os.path.exists(record.cache_path):
                 report = decode_to_file(record.path, record.cache_path)
-                self.log.info("decoded", job=job, samples=report.samples,
-                              ms=round((time.perf_counter() - started) * 1000))
+                self.log.info(
+                    "decoded",
+                    job=job,
+                    samples=report.samples,
+                    ms=round((time.perf_counter() - started) * 1000),
+                )
             elif not os.path.exists(record.cache_path):
                 raise DecodeFailure("the audio cache for this job is missing")
             samples = os.path.getsize(record.cache_path) // 2
@@ -70,8 +74,7 @@ class Ingest(Worker):
             return
         except Exception as exc:
             self.log.exception("decode_crashed", job=job)
-            emit(DecodeError(job, ErrorCode.DECODE_FAILED, f"{type(exc).__name__}: {exc}"),
-                 envelope.id)
+            emit(DecodeError(job, ErrorCode.DECODE_FAILED, f"{type(exc).__name__}: {exc}"), envelope.id)
             return
         decode_s = time.perf_counter() - started
         pcm = np.memmap(record.cache_path, dtype="<i2", mode="r")
@@ -84,8 +87,13 @@ class Ingest(Worker):
                 emit(Plan(job, first, fresh, final=False), envelope.id)
         del pcm
         emit(Plan(job, index, [], final=True, samples=samples, decode_s=decode_s), envelope.id)
-        self.log.info("planned", job=job, chunks=index, audio_s=round(samples / SAMPLE_RATE, 1),
-                      ms=round((time.perf_counter() - started) * 1000))
+        self.log.info(
+            "planned",
+            job=job,
+            chunks=index,
+            audio_s=round(samples / SAMPLE_RATE, 1),
+            ms=round((time.perf_counter() - started) * 1000),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

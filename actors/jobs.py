@@ -25,8 +25,14 @@ from protocol.work import Chunk, ChunkResult, Decode, Plan
 
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
-OPTION_KEYS = ("language", "task", "beam_size", "initial_prompt", "word_timestamps",
-               "condition_on_previous_text")
+OPTION_KEYS = (
+    "language",
+    "task",
+    "beam_size",
+    "initial_prompt",
+    "word_timestamps",
+    "condition_on_previous_text",
+)
 
 
 def _ok(**data: Any) -> Reply:
@@ -76,13 +82,27 @@ class JobBook:
             state = "ready" if row.plan_final else "queued"
             if row.state != state:
                 self.store.update_job(row.id, state=state)
-            self.queue.add(QueuedJob(
-                id=row.id, seq=row.seq, priority=row.priority, state=state, paused=row.paused,
-                n_chunks=row.n_chunks, next_index=row.n_done, plan_final=row.plan_final,
-                context=self.store.last_context(row.id, row.n_done),
-            ))
-            self.log.info("job_recovered", job=row.id, chunks_done=row.n_done, chunks=row.n_chunks,
-                          state=state, paused=row.paused)
+            self.queue.add(
+                QueuedJob(
+                    id=row.id,
+                    seq=row.seq,
+                    priority=row.priority,
+                    state=state,
+                    paused=row.paused,
+                    n_chunks=row.n_chunks,
+                    next_index=row.n_done,
+                    plan_final=row.plan_final,
+                    context=self.store.last_context(row.id, row.n_done),
+                )
+            )
+            self.log.info(
+                "job_recovered",
+                job=row.id,
+                chunks_done=row.n_done,
+                chunks=row.n_chunks,
+                state=state,
+                paused=row.paused,
+            )
 
     # --- submissions --------------------------------------------------------------------
 
@@ -98,16 +118,24 @@ class JobBook:
             raise ValueError("beam_size must be at least 1")
         return resolved
 
-    def _new_row(self, kind: str, path: str, label: str, source: str, priority: str,
-                 options: JobOptions) -> JobRow:
+    def _new_row(
+        self, kind: str, path: str, label: str, source: str, priority: str, options: JobOptions
+    ) -> JobRow:
         if priority not in PRIORITY_RANK:
             raise ValueError(f"priority must be one of high, normal, low, not {priority!r}")
         job_id = os.urandom(6).hex()
         return JobRow(
-            id=job_id, seq=self.store.next_seq(), kind=kind, source=source, path=path,
-            label=label or Path(path).name, priority=PRIORITY_RANK[priority], state="queued",
+            id=job_id,
+            seq=self.store.next_seq(),
+            kind=kind,
+            source=source,
+            path=path,
+            label=label or Path(path).name,
+            priority=PRIORITY_RANK[priority],
+            state="queued",
             options=self._resolve_options(options),
-            cache_path=str(self.cfg.cache_dir / f"{job_id}.pcm"), created=time.time(),
+            cache_path=str(self.cfg.cache_dir / f"{job_id}.pcm"),
+            created=time.time(),
         )
 
     def submit_file(self, req: SubmitFile) -> Reply:
@@ -119,8 +147,7 @@ class JobBook:
             return _error(ErrorCode.INVALID_ARGUMENT, str(exc))
         self.store.insert_job(row)
         self.queue.add(QueuedJob(id=row.id, seq=row.seq, priority=row.priority))
-        self.emit("queued", row.id, kind="file", priority=req.priority, label=row.label,
-                  source=row.source)
+        self.emit("queued", row.id, kind="file", priority=req.priority, label=row.label, source=row.source)
         return _ok(job=self.view(row))
 
     def submit_audio(self, req: SubmitAudio) -> Reply:
@@ -130,12 +157,13 @@ class JobBook:
             return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
         samples = len(req.pcm) // BYTES_PER_SAMPLE
         if samples < self.min_samples:
-            return _error(ErrorCode.INVALID_ARGUMENT,
-                          f"audio is {samples / SAMPLE_RATE:.2f} s long; at least "
-                          f"{self.min_samples / SAMPLE_RATE:.2f} s is needed")
+            return _error(
+                ErrorCode.INVALID_ARGUMENT,
+                f"audio is {samples / SAMPLE_RATE:.2f} s long; at least "
+                f"{self.min_samples / SAMPLE_RATE:.2f} s is needed",
+            )
         try:
-            row = self._new_row("audio", "", req.label or "utterance", req.source, req.priority,
-                                req.options)
+            row = self._new_row("audio", "", req.label or "utterance", req.source, req.priority, req.options)
         except ValueError as exc:
             return _error(ErrorCode.INVALID_ARGUMENT, str(exc))
         tmp = f"{row.cache_path}.part"
@@ -149,13 +177,21 @@ class JobBook:
         if short:  # one chunk: no planning round trip
             row.state, row.plan_final = "ready", True
         self.store.insert_job(row)
-        job = QueuedJob(id=row.id, seq=row.seq, priority=row.priority, state=row.state,
-                        plan_final=row.plan_final)
+        job = QueuedJob(
+            id=row.id, seq=row.seq, priority=row.priority, state=row.state, plan_final=row.plan_final
+        )
         if short:
             job.n_chunks = self.store.add_chunks(row.id, 0, [[0, samples]])
         self.queue.add(job)
-        self.emit("queued", row.id, kind="audio", priority=req.priority, label=row.label,
-                  source=row.source, duration_s=samples / SAMPLE_RATE)
+        self.emit(
+            "queued",
+            row.id,
+            kind="audio",
+            priority=req.priority,
+            label=row.label,
+            source=row.source,
+            duration_s=samples / SAMPLE_RATE,
+        )
         return _ok(job=self.view(row))
 
     # --- queries ------------------------------------------------------------------------
@@ -177,15 +213,27 @@ class JobBook:
             done_s = self.store.chunk_bounds(row.id, row.n_done - 1)[1] / SAMPLE_RATE
         duration = row.samples / SAMPLE_RATE if row.plan_final else None
         return {
-            "id": row.id, "kind": row.kind, "source": row.source, "label": row.label,
-            "path": row.path, "priority": PRIORITY_NAME[row.priority],
-            "state": self.display_state(row), "error": row.error,
+            "id": row.id,
+            "kind": row.kind,
+            "source": row.source,
+            "label": row.label,
+            "path": row.path,
+            "priority": PRIORITY_NAME[row.priority],
+            "state": self.display_state(row),
+            "error": row.error,
             "in_flight": bool((job := self.queue.get(row.id)) and job.in_flight),
-            "chunks_done": row.n_done, "chunks": row.n_chunks, "plan_final": row.plan_final,
-            "audio_done_s": round(done_s, 3), "duration_s": duration,
-            "created": row.created, "started": row.started, "finished": row.finished,
-            "decode_s": round(row.decode_s, 3), "compute_s": round(row.compute_s, 3),
-            "language": row.language, "options": row.options,
+            "chunks_done": row.n_done,
+            "chunks": row.n_chunks,
+            "plan_final": row.plan_final,
+            "audio_done_s": round(done_s, 3),
+            "duration_s": duration,
+            "created": row.created,
+            "started": row.started,
+            "finished": row.finished,
+            "decode_s": round(row.decode_s, 3),
+            "compute_s": round(row.compute_s, 3),
+            "language": row.language,
+            "options": row.options,
         }
 
     def _row(self, job_id: str) -> JobRow | None:
@@ -210,8 +258,7 @@ class JobBook:
         if row.state == "failed":
             return _error(ErrorCode.INVALID_STATE, f"job {job_id} failed: {row.error}")
         if row.state != "completed":
-            return _error(ErrorCode.NOT_READY,
-                          f"job {job_id} is {self.display_state(row)}; no result yet")
+            return _error(ErrorCode.NOT_READY, f"job {job_id} is {self.display_state(row)}; no result yet")
         segments = self.store.segments(job_id)
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
         return _ok(job=self.view(row), segments=segments, text=text, language=row.language)
@@ -280,8 +327,9 @@ class JobBook:
 
     def set_priority(self, job_id: str, priority: str) -> Reply:
         if priority not in PRIORITY_RANK:
-            return _error(ErrorCode.INVALID_ARGUMENT,
-                          f"priority must be high, normal or low, not {priority!r}")
+            return _error(
+                ErrorCode.INVALID_ARGUMENT, f"priority must be high, normal or low, not {priority!r}"
+            )
         job = self._active(job_id, "reprioritise")
         if isinstance(job, Reply):
             return job
@@ -300,8 +348,11 @@ class JobBook:
             return None
         attempts = row.decode_attempts + 1
         if attempts > self.max_decode_attempts:
-            self.fail(job_id, f"decoding was interrupted {row.decode_attempts} times "
-                              "(the ingest worker stopped responding)")
+            self.fail(
+                job_id,
+                f"decoding was interrupted {row.decode_attempts} times "
+                "(the ingest worker stopped responding)",
+            )
             return None
         job.state = "decoding"
         self.store.update_job(job_id, state="decoding", decode_attempts=attempts)
@@ -317,8 +368,11 @@ class JobBook:
         index = job.next_index
         attempts = self.store.chunk_attempt(job_id, index)
         if attempts > self.max_chunk_attempts:
-            self.fail(job_id, f"chunk {index} failed {attempts - 1} times; last error: "
-                              f"{job.last_error or 'the transcriber stopped responding'}")
+            self.fail(
+                job_id,
+                f"chunk {index} failed {attempts - 1} times; last error: "
+                f"{job.last_error or 'the transcriber stopped responding'}",
+            )
             return None
         start, end = self.store.chunk_bounds(job_id, index)
         try:
@@ -332,8 +386,14 @@ class JobBook:
         if row.started is None:
             self.store.update_job(job_id, started=time.time())
             self.emit("started", job_id, wait_s=round(time.time() - row.created, 3))
-        return Chunk(job_id=job_id, index=index, pcm=pcm, offset_s=start / SAMPLE_RATE,
-                     options=JobOptions.from_wire(row.options), context=job.context)
+        return Chunk(
+            job_id=job_id,
+            index=index,
+            pcm=pcm,
+            offset_s=start / SAMPLE_RATE,
+            options=JobOptions.from_wire(row.options),
+            context=job.context,
+        )
 
     def chunk_done(self, msg: ChunkResult) -> None:
         job = self.queue.get(msg.job_id)
@@ -342,8 +402,7 @@ class JobBook:
             return
         job.in_flight = False
         if msg.index != job.next_index or msg.continuation.next_index != msg.index + 1:
-            self.log.warning("result_out_of_order", job=msg.job_id, chunk=msg.index,
-                             expected=job.next_index)
+            self.log.warning("result_out_of_order", job=msg.job_id, chunk=msg.index, expected=job.next_index)
             return
         if not self.store.commit_chunk(msg):
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
@@ -353,9 +412,16 @@ class JobBook:
         row = self._row(msg.job_id)
         assert row is not None
         view = self.view(row)
-        self.emit("progress", msg.job_id, chunk=msg.index + 1, chunks=job.n_chunks,
-                  plan_final=job.plan_final, audio_done_s=view["audio_done_s"],
-                  duration_s=view["duration_s"], compute_s=round(msg.compute_s, 3))
+        self.emit(
+            "progress",
+            msg.job_id,
+            chunk=msg.index + 1,
+            chunks=job.n_chunks,
+            plan_final=job.plan_final,
+            audio_done_s=view["audio_done_s"],
+            duration_s=view["duration_s"],
+            compute_s=round(msg.compute_s, 3),
+        )
         if job.finished:
             self._finish(msg.job_id, "completed")
 
@@ -380,8 +446,13 @@ class JobBook:
         if msg.final:
             self.store.finish_plan(msg.job_id, msg.samples, msg.decode_s)
             job.plan_final, job.state = True, "ready"
-            self.emit("decoded", msg.job_id, duration_s=msg.samples / SAMPLE_RATE,
-                      chunks=job.n_chunks, decode_s=round(msg.decode_s, 3))
+            self.emit(
+                "decoded",
+                msg.job_id,
+                duration_s=msg.samples / SAMPLE_RATE,
+                chunks=job.n_chunks,
+                decode_s=round(msg.decode_s, 3),
+            )
             if job.finished:  # no speech at all: an empty transcript
                 self._finish(msg.job_id, "completed")
 
@@ -415,16 +486,22 @@ class JobBook:
         if not (job and job.state == "decoding" and not job.plan_final):
             Path(row.cache_path).unlink(missing_ok=True)  # else when ingest reports back
         data: dict[str, Any] = {
-            "kind": row.kind, "label": row.label, "source": row.source,
-            "wall_s": round(now - row.created, 3), "decode_s": round(row.decode_s, 3),
+            "kind": row.kind,
+            "label": row.label,
+            "source": row.source,
+            "wall_s": round(now - row.created, 3),
+            "decode_s": round(row.decode_s, 3),
             "compute_s": round(row.compute_s, 3),
         }
         if row.started is not None:
             data["wait_s"] = round(row.started - row.created, 3)
         if state == "completed":
             audio_s = row.samples / SAMPLE_RATE
-            data.update(duration_s=audio_s, chunks=row.n_chunks,
-                        rtf=round(row.compute_s / audio_s, 4) if audio_s else None)
+            data.update(
+                duration_s=audio_s,
+                chunks=row.n_chunks,
+                rtf=round(row.compute_s / audio_s, 4) if audio_s else None,
+            )
             if row.kind == "audio":
                 segments = self.store.segments(job_id)
                 data["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())

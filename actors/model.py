@@ -104,13 +104,22 @@ class WhisperBackend:
         out = []
         for s in segments:
             words = [
-                {"start": round(w.start + offset_s, 3), "end": round(w.end + offset_s, 3),
-                 "word": w.word, "probability": w.probability}
+                {
+                    "start": round(w.start + offset_s, 3),
+                    "end": round(w.end + offset_s, 3),
+                    "word": w.word,
+                    "probability": w.probability,
+                }
                 for w in (s.words or [])
             ]
-            out.append({
-                "start": round(s.start + offset_s, 3), "end": round(s.end + offset_s, 3),
-                "text": s.text, "avg_logprob": s.avg_logprob,
-                "no_speech_prob": s.no_speech_prob, "words": words,
-            })
+            out.append(
+                {
+                    "start": round(s.start + offset_s, 3),
+                    "end": round(s.end + offset_s, 3),
+                    "text": s.text,
+                    "avg_logprob": s.avg_logprob,
+                    "no_speech_prob": s.no_speech_prob,
+                    "words": words,
+                }
+            )
         return ChunkOutput(out, info.language, time.perf_counter() - started)

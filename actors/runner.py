@@ -79,11 +79,15 @@ class Runner:
         for name in self.actors:
             self.spawn(name)
         if self.wait_ready():
-            self.say(f"sottovoce is running ({', '.join(self.actors)}); sockets in "
-                     f"{self.cfg.runtime_dir}, data in {self.cfg.data_dir}. Ctrl+C stops it.")
+            self.say(
+                f"sottovoce is running ({', '.join(self.actors)}); sockets in "
+                f"{self.cfg.runtime_dir}, data in {self.cfg.data_dir}. Ctrl+C stops it."
+            )
         elif not self.stopping:
-            self.say("sottovoce: not every actor came up; see the logs in "
-                     f"{self.cfg.log_dir}. Restarting what exited.")
+            self.say(
+                "sottovoce: not every actor came up; see the logs in "
+                f"{self.cfg.log_dir}. Restarting what exited."
+            )
         while not self.stopping:
             now = time.monotonic()
             for name, proc in list(self.procs.items()):
@@ -91,7 +95,9 @@ class Runner:
                 if code is None:
                     continue
                 if name not in self.restart_at:
-                    self.say(f"sottovoce: {name} exited with {code}; restarting in {self.backoff[name]:.0f} s")
+                    self.say(
+                        f"sottovoce: {name} exited with {code}; restarting in {self.backoff[name]:.0f} s"
+                    )
                     self.restart_at[name] = now + self.backoff[name]
                     self.backoff[name] = min(self.backoff[name] * 2, RESTART_MAX_S)
                 elif now >= self.restart_at[name]:

@@ -263,14 +263,23 @@ class Scheduler:
 
     def handle_ping(self, req: Ping) -> Reply:
         if req.actor == "scheduler":
-            return Reply(status="ok", data={
-                "actor": "scheduler", "pid": os.getpid(), "version": __version__,
-                "protocol": PROTOCOL_VERSION, "uptime_s": round(time.time() - self.started, 3),
-            })
+            return Reply(
+                status="ok",
+                data={
+                    "actor": "scheduler",
+                    "pid": os.getpid(),
+                    "version": __version__,
+                    "protocol": PROTOCOL_VERSION,
+                    "uptime_s": round(time.time() - self.started, 3),
+                },
+            )
         workers = [self._worker_view(w) for w in self.workers.values() if w.role == req.actor]
         if not workers:
-            return Reply(status="error", code=ErrorCode.NOT_FOUND,
-                         reason=f"no {req.actor} worker is connected to the scheduler")
+            return Reply(
+                status="error",
+                code=ErrorCode.NOT_FOUND,
+                reason=f"no {req.actor} worker is connected to the scheduler",
+            )
         return Reply(status="ok", data={"actor": req.actor, "workers": workers})
 
     def handle_stats(self, _req: Stats) -> Reply:
@@ -281,8 +290,13 @@ class Scheduler:
 
     def _worker_view(self, w: WorkerInfo) -> dict[str, Any]:
         return {
-            "role": w.role, "name": w.name, "pid": w.pid, "model": w.model, "health": w.health,
-            "detail": w.detail, "busy": w.task is not None,
+            "role": w.role,
+            "name": w.name,
+            "pid": w.pid,
+            "model": w.model,
+            "health": w.health,
+            "detail": w.detail,
+            "busy": w.task is not None,
             "last_heartbeat_s": round(time.monotonic() - w.last_seen, 3),
             "uptime_s": round(time.time() - w.connected, 3),
         }
@@ -324,8 +338,9 @@ class Scheduler:
         if msg.role not in self.idle:
             self.send_worker(identity, Disconnect(reason=f"unknown role {msg.role!r}"))
             return
-        self.workers[identity] = WorkerInfo(identity, msg.role, msg.name, msg.pid, msg.model,
-                                            msg.health, msg.detail)
+        self.workers[identity] = WorkerInfo(
+            identity, msg.role, msg.name, msg.pid, msg.model, msg.health, msg.detail
+        )
         self.idle[msg.role].append(identity)
         self.log.info("worker_ready", role=msg.role, worker=msg.name, health=msg.health)
 
@@ -395,8 +410,13 @@ class Scheduler:
         worker = self.workers.pop(identity)
         if identity in self.idle[worker.role]:
             self.idle[worker.role].remove(identity)
-        self.log.warning("worker_lost", role=worker.role, worker=worker.name, why=why,
-                         task=worker.task.kind if worker.task else None)
+        self.log.warning(
+            "worker_lost",
+            role=worker.role,
+            worker=worker.name,
+            why=why,
+            task=worker.task.kind if worker.task else None,
+        )
         if worker.task is not None:
             self.book.task_lost(worker.task.kind, worker.task.job_id, worker.task.index)
 
@@ -437,8 +457,13 @@ class Scheduler:
             msg_id = self.send_worker(identity, chunk)
             worker = self.workers[identity]
             worker.task = Task("chunk", job.id, chunk.index, msg_id, time.monotonic())
-            self.book.emit("dispatched", job.id, chunk=chunk.index, worker=worker.name,
-                           audio_s=round(len(chunk.pcm) / 2 / 16000, 3))
+            self.book.emit(
+                "dispatched",
+                job.id,
+                chunk=chunk.index,
+                worker=worker.name,
+                audio_s=round(len(chunk.pcm) / 2 / 16000, 3),
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,9 +123,28 @@ class JobRow:
 
 
 _JOB_COLUMNS = (
-    "id", "seq", "kind", "source", "path", "label", "priority", "state", "paused", "options",
-    "cache_path", "decoded", "plan_final", "samples", "decode_attempts", "error", "language",
-    "created", "started", "finished", "decode_s", "compute_s",
+    "id",
+    "seq",
+    "kind",
+    "source",
+    "path",
+    "label",
+    "priority",
+    "state",
+    "paused",
+    "options",
+    "cache_path",
+    "decoded",
+    "plan_final",
+    "samples",
+    "decode_attempts",
+    "error",
+    "language",
+    "created",
+    "started",
+    "finished",
+    "decode_s",
+    "compute_s",
 )
 _BOOL_COLUMNS = ("paused", "decoded", "plan_final")
 
@@ -186,8 +205,7 @@ class Store:
         values[_JOB_COLUMNS.index("options")] = json.dumps(job.options)
         with self.transaction() as db:
             db.execute(
-                f"INSERT INTO jobs({', '.join(_JOB_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
+                f"INSERT INTO jobs({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
                 values,
             )
 
@@ -256,8 +274,7 @@ class Store:
         return int(row["n"])
 
     def finish_plan(self, job_id: str, samples: int, decode_s: float) -> None:
-        self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s,
-                        state="ready")
+        self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s, state="ready")
 
     def chunk_bounds(self, job_id: str, index: int) -> tuple[int, int]:
         row = self.db.execute(
@@ -295,15 +312,30 @@ class Store:
             db.execute(
                 "UPDATE chunks SET done = 1, text = ?, context = ?, compute_s = ?, committed = ? "
                 "WHERE job_id = ? AND idx = ?",
-                (text, result.continuation.context, result.compute_s, time.time(),
-                 result.job_id, result.index),
+                (
+                    text,
+                    result.continuation.context,
+                    result.compute_s,
+                    time.time(),
+                    result.job_id,
+                    result.index,
+                ),
             )
             db.executemany(
                 "INSERT INTO segments(job_id, chunk_idx, seg_idx, start, end, text, avg_logprob, "
                 "no_speech_prob, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (result.job_id, result.index, i, s.start, s.end, s.text, s.avg_logprob,
-                     s.no_speech_prob, json.dumps(s.words))
+                    (
+                        result.job_id,
+                        result.index,
+                        i,
+                        s.start,
+                        s.end,
+                        s.text,
+                        s.avg_logprob,
+                        s.no_speech_prob,
+                        json.dumps(s.words),
+                    )
                     for i, s in enumerate(result.segments)
                 ],
             )
@@ -330,8 +362,11 @@ class Store:
         ).fetchall()
         return [
             {
-                "start": r["start"], "end": r["end"], "text": r["text"],
-                "avg_logprob": r["avg_logprob"], "no_speech_prob": r["no_speech_prob"],
+                "start": r["start"],
+                "end": r["end"],
+                "text": r["text"],
+                "avg_logprob": r["avg_logprob"],
+                "no_speech_prob": r["no_speech_prob"],
                 "words": json.loads(r["words"]),
             }
             for r in rows

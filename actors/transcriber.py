@@ -43,8 +43,12 @@ class Transcriber(Worker):
 
     def ready_message(self) -> Ready:
         return Ready(
-            role=self.ROLE, name=self.name, pid=os.getpid(), model=self.backend.model_name,
-            health="degraded" if self.load_error else "ok", detail=self.load_error,
+            role=self.ROLE,
+            name=self.name,
+            pid=os.getpid(),
+            model=self.backend.model_name,
+            health="degraded" if self.load_error else "ok",
+            detail=self.load_error,
         )
 
     def failure(self, record: Record, reason: str) -> Record:
@@ -54,12 +58,18 @@ class Transcriber(Worker):
     def perform(self, record: Record, envelope: Envelope, emit: Emit) -> None:
         assert isinstance(record, Chunk)
         if self.load_error:
-            emit(ChunkError(record.job_id, record.index, ErrorCode.MODEL_UNAVAILABLE,
-                            self.load_error), envelope.id)
+            emit(
+                ChunkError(record.job_id, record.index, ErrorCode.MODEL_UNAVAILABLE, self.load_error),
+                envelope.id,
+            )
             return
         if record.sample_rate != 16000 or len(record.pcm) % 2:
-            emit(ChunkError(record.job_id, record.index, ErrorCode.BAD_MESSAGE,
-                            "chunk PCM must be 16 kHz int16"), envelope.id)
+            emit(
+                ChunkError(
+                    record.job_id, record.index, ErrorCode.BAD_MESSAGE, "chunk PCM must be 16 kHz int16"
+                ),
+                envelope.id,
+            )
             return
         audio = np.frombuffer(record.pcm, dtype="<i2").astype(np.float32) / 32768.0
         options = record.options.to_wire()
@@ -69,8 +79,12 @@ class Transcriber(Worker):
             out = self.backend.transcribe(audio, record.offset_s, options, prompt)
         except Exception as exc:
             self.log.exception("chunk_failed", job=record.job_id, chunk=record.index)
-            emit(ChunkError(record.job_id, record.index, ErrorCode.CHUNK_FAILED,
-                            f"{type(exc).__name__}: {exc}"), envelope.id)
+            emit(
+                ChunkError(
+                    record.job_id, record.index, ErrorCode.CHUNK_FAILED, f"{type(exc).__name__}: {exc}"
+                ),
+                envelope.id,
+            )
             return
         segments = [Segment.from_wire(s) for s in out.segments]
         text = " ".join(s.text.strip() for s in segments).strip()
@@ -80,7 +94,8 @@ class Transcriber(Worker):
                 index=record.index,
                 segments=segments,
                 continuation=Continuation(
-                    job_id=record.job_id, next_index=record.index + 1,
+                    job_id=record.job_id,
+                    next_index=record.index + 1,
                     context=text if conditioning else "",
                 ),
                 language=out.language,
@@ -89,8 +104,13 @@ class Transcriber(Worker):
             ),
             envelope.id,
         )
-        self.log.info("chunk_done", job=record.job_id, chunk=record.index,
-                      audio_s=round(len(audio) / 16000, 2), ms=round(out.compute_s * 1000))
+        self.log.info(
+            "chunk_done",
+            job=record.job_id,
+            chunk=record.index,
+            audio_s=round(len(audio) / 16000, 2),
+            ms=round(out.compute_s * 1000),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

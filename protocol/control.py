@@ -162,6 +162,15 @@ class Reply(Record):
 
 
 REQUESTS: tuple[type[Record], ...] = (
-    SubmitFile, SubmitAudio, JobStatus, ListJobs, Cancel, Pause, Resume,
-    SetPriority, FetchResult, Ping, Stats,
+    SubmitFile,
+    SubmitAudio,
+    JobStatus,
+    ListJobs,
+    Cancel,
+    Pause,
+    Resume,
+    SetPriority,
+    FetchResult,
+    Ping,
+    Stats,
 )

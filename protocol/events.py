@@ -8,8 +8,17 @@ from typing import Any
 from protocol.records import Record
 
 EVENT_KINDS = (
-    "queued", "decoded", "started", "dispatched", "progress", "paused", "resumed", "priority",
-    "completed", "failed", "cancelled",
+    "queued",
+    "decoded",
+    "started",
+    "dispatched",
+    "progress",
+    "paused",
+    "resumed",
+    "priority",
+    "completed",
+    "failed",
+    "cancelled",
 )
 
 

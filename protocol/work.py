@@ -170,5 +170,13 @@ class DecodeError(Record):
 
 
 WORK_MESSAGES: tuple[type[Record], ...] = (
-    Ready, Heartbeat, Disconnect, Chunk, ChunkResult, ChunkError, Decode, Plan, DecodeError,
+    Ready,
+    Heartbeat,
+    Disconnect,
+    Chunk,
+    ChunkResult,
+    ChunkError,
+    Decode,
+    Plan,
+    DecodeError,
 )

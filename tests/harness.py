@@ -58,8 +58,9 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         for name, value in (settings or {}).items():
-            self.env[f"SOTTOVOCE_{name.replace('.', '_')}".upper()] = str(value).lower() \
-                if isinstance(value, bool) else str(value)
+            self.env[f"SOTTOVOCE_{name.replace('.', '_')}".upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         saved = {k: os.environ.get(k) for k in self.env if k.startswith("SOTTOVOCE_")}
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("SOTTOVOCE_")})
@@ -79,7 +80,10 @@ class Stack:
         for name in names or ACTORS:
             out = open(self.root / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"actors.{name}"], env=self.env, stdout=out, stderr=out,
+                [sys.executable, "-m", f"actors.{name}"],
+                env=self.env,
+                stdout=out,
+                stderr=out,
                 cwd=REPO,
             )
             out.close()
@@ -160,8 +164,9 @@ class Stack:
     # --- requests ---------------------------------------------------------------------
 
     def submit_file(self, path: Path | str, priority: str = "normal", **options: Any) -> str:
-        reply = self.client.call(SubmitFile(path=str(Path(path).resolve()), priority=priority,
-                                            options=JobOptions(**options)))
+        reply = self.client.call(
+            SubmitFile(path=str(Path(path).resolve()), priority=priority, options=JobOptions(**options))
+        )
         return str(reply["job"]["id"])
 
     def submit_audio(self, pcm: bytes, priority: str = "high", **options: Any) -> str:
@@ -171,7 +176,9 @@ class Stack:
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self.client.call(JobStatus(job_id=job_id))["job"])
 
-    def wait_job(self, job_id: str, timeout_s: float = 300.0, states: tuple[str, ...] = FINAL) -> dict[str, Any]:
+    def wait_job(
+        self, job_id: str, timeout_s: float = 300.0, states: tuple[str, ...] = FINAL
+    ) -> dict[str, Any]:
         """Poll job_status until the job is in one of `states` (tolerates a restarting scheduler)."""
 
         def check() -> dict[str, Any] | None:
@@ -186,11 +193,18 @@ class Stack:
     def result(self, job_id: str) -> dict[str, Any]:
         return dict(self.client.call(FetchResult(job_id=job_id)))
 
-    def cli(self, *args: str, timeout_s: float = 300.0, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout_s: float = 300.0, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real `sottovoce` CLI against this stack."""
         return subprocess.run(
-            [sys.executable, "-m", "actors.cli", *args], env=self.env, cwd=REPO, capture_output=True,
-            text=True, timeout=timeout_s, check=False,
+            [sys.executable, "-m", "actors.cli", *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
 
     def subscribe(self, prefix: bytes = b"job.") -> Any:
@@ -213,8 +227,25 @@ def espeak_wav(text: str, out: Path, pad_s: float = 0.2) -> Path:
     """Synthesise `text` with espeak-ng into a 16 kHz mono int16 WAV (padded with silence)."""
     raw = out.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
-                    str(out), "pad", str(pad_s), str(pad_s)], check=True)
+    subprocess.run(
+        [
+            "sox",
+            str(raw),
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            str(out),
+            "pad",
+            str(pad_s),
+            str(pad_s),
+        ],
+        check=True,
+    )
     raw.unlink()
     return out
 

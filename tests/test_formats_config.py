@@ -60,13 +60,16 @@ def test_config_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.as_env()["SOTTOVOCE_DEFAULTS_BEAM_SIZE"] == "1"
 
 
-@pytest.mark.parametrize(("text", "overrides", "match"), [
-    ("[nope]\nx = 1\n", [], "unknown section"),
-    ("[transcriber]\nmodle = 'x'\n", [], "unknown setting"),
-    ("[transcriber]\nthreads = 'many'\n", [], "expected a number"),
-    ("not toml = = =", [], "config.toml"),
-    ("", ["transcriber.threads"], "section.key=value"),
-])
+@pytest.mark.parametrize(
+    ("text", "overrides", "match"),
+    [
+        ("[nope]\nx = 1\n", [], "unknown section"),
+        ("[transcriber]\nmodle = 'x'\n", [], "unknown setting"),
+        ("[transcriber]\nthreads = 'many'\n", [], "expected a number"),
+        ("not toml = = =", [], "config.toml"),
+        ("", ["transcriber.threads"], "section.key=value"),
+    ],
+)
 def test_config_errors_say_what_is_wrong(tmp_path: Path, text: str, overrides: list[str], match: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)

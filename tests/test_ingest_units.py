@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_chunks_are_short_ordered_and_cut_in_silence(long_audio: Path, tmp_path:
     chunks = plan(pcm)
     assert len(chunks) >= 3
     assert all(0 < e - s <= 30 * SR for s, e in chunks)
-    assert all(a[1] <= b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(chunks))
     regions = list(speech_regions(pcm, PlanOptions()))
     inside = [(s, e) for s, e in regions]
     for s, e in chunks:  # every chunk starts and ends on a speech region's edge
@@ -49,13 +50,15 @@ def test_planning_is_deterministic_and_blocks_do_not_cut_words(long_audio: Path,
     for s, e in small_blocks:
         assert e > s
     # a region never ends within a few ms of a 60 s block edge unless the audio really pauses there
-    assert all(b[0] >= a[1] for a, b in zip(small_blocks, small_blocks[1:], strict=False))
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(small_blocks))
 
 
 def test_long_silence_ends_a_chunk(utterance: tuple[Path, str], tmp_path: Path) -> None:
     wav, _ = utterance
     silence = tmp_path / "silence.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "8"], check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "8"], check=True
+    )
     joined = tmp_path / "joined.wav"
     subprocess.run(["sox", str(wav), str(silence), str(wav), str(joined)], check=True)
     decode_to_file(joined, tmp_path / "j.pcm")
@@ -64,10 +67,13 @@ def test_long_silence_ends_a_chunk(utterance: tuple[Path, str], tmp_path: Path) 
     assert len(plan(pcm, max_gap_s=10.0)) == 1
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("text.mp3", b"this is not audio, just a text file\n" * 10, "not a media file"),
-    ("empty.wav", b"", "empty"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("text.mp3", b"this is not audio, just a text file\n" * 10, "not a media file"),
+        ("empty.wav", b"", "empty"),
+    ],
+)
 def test_undecodable_files_fail_clearly(tmp_path: Path, name: str, content: bytes, message: str) -> None:
     path = tmp_path / name
     path.write_bytes(content)

@@ -17,8 +17,15 @@ from protocol.work import ChunkResult, Continuation, Plan, Segment
 
 
 def q(job_id: str, seq: int, priority: str, **kw) -> QueuedJob:
-    return QueuedJob(id=job_id, seq=seq, priority=PRIORITY_RANK[priority], state="ready",
-                     n_chunks=kw.pop("n_chunks", 3), plan_final=True, **kw)
+    return QueuedJob(
+        id=job_id,
+        seq=seq,
+        priority=PRIORITY_RANK[priority],
+        state="ready",
+        n_chunks=kw.pop("n_chunks", 3),
+        plan_final=True,
+        **kw,
+    )
 
 
 def test_highest_priority_first_then_fifo() -> None:
@@ -79,8 +86,9 @@ def book(tmp_path: Path) -> tuple[JobBook, list[Event]]:
 
 def plan(book: JobBook, job_id: str, n: int) -> None:
     book.decode_request(job_id)
-    book.planned(Plan(job_id, 0, [[i * 16000, (i + 1) * 16000] for i in range(n)], final=True,
-                      samples=n * 16000))
+    book.planned(
+        Plan(job_id, 0, [[i * 16000, (i + 1) * 16000] for i in range(n)], final=True, samples=n * 16000)
+    )
 
 
 def result(job_id: str, index: int, text: str) -> ChunkResult:
@@ -131,7 +139,7 @@ def test_pause_keeps_the_chunk_in_flight_and_resume_continues(book, tmp_path: Pa
 
 
 def test_cancel_drops_the_late_result_and_frees_the_queue(book, tmp_path: Path) -> None:
-    book, events = book
+    book, _events = book
     job_id = submit(book, tmp_path, "normal", 3)
     chunk = book.chunk_request(job_id)
     book.cancel(job_id)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.control import Pause, Resume
 from actors.client import read_events
+from protocol.control import Pause, Resume
 from tests.harness import Stack, collect_events, pcm16, poll
 
 pytestmark = pytest.mark.stack
@@ -58,8 +58,17 @@ def test_say_returns_the_utterance(shared_stack: Stack, utterance: tuple[Path, s
 
 
 def test_transcribe_wait_writes_every_format(shared_stack: Stack, long_audio: Path, tmp_path: Path) -> None:
-    out = shared_stack.cli("transcribe", str(long_audio), "--wait", "--format", "txt,srt,vtt,json",
-                           "--output-dir", str(tmp_path), "--language", "en")
+    out = shared_stack.cli(
+        "transcribe",
+        str(long_audio),
+        "--wait",
+        "--format",
+        "txt,srt,vtt,json",
+        "--output-dir",
+        str(tmp_path),
+        "--language",
+        "en",
+    )
     assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["long.json", "long.srt", "long.txt", "long.vtt"]
@@ -81,16 +90,22 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
 # --- preemption -------------------------------------------------------------------------
 
 
-def test_high_priority_runs_before_the_files_next_chunk(stack: Stack, long_audio: Path,
-                                                        utterance: tuple[Path, str]) -> None:
+def test_high_priority_runs_before_the_files_next_chunk(
+    stack: Stack, long_audio: Path, utterance: tuple[Path, str]
+) -> None:
     wav, text = utterance
     sub = stack.subscribe()
     file_job = stack.submit_file(long_audio, priority="low")
     collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == file_job for e in ev), 60)
     say_job = stack.submit_audio(pcm16(wav), priority="high")
     events = collect_events(
-        sub, lambda ev: sum(e.kind == "dispatched" and e.job_id == file_job for e in ev) >= 1
-        and any(e.kind == "completed" and e.job_id == say_job for e in ev), 120)
+        sub,
+        lambda ev: (
+            sum(e.kind == "dispatched" and e.job_id == file_job for e in ev) >= 1
+            and any(e.kind == "completed" and e.job_id == say_job for e in ev)
+        ),
+        120,
+    )
     order = [(e.kind, e.job_id) for e in events if e.kind in ("dispatched", "completed")]
     say_done = order.index(("completed", say_job))
     next_file_chunk = order.index(("dispatched", file_job))
@@ -102,15 +117,17 @@ def test_high_priority_runs_before_the_files_next_chunk(stack: Stack, long_audio
 # --- identity ---------------------------------------------------------------------------
 
 
-def test_identical_when_interrupted_by_high_priority_jobs(stack: Stack, long_audio: Path,
-                                                          utterance: tuple[Path, str],
-                                                          clean_transcript) -> None:
+def test_identical_when_interrupted_by_high_priority_jobs(
+    stack: Stack, long_audio: Path, utterance: tuple[Path, str], clean_transcript
+) -> None:
     wav, _ = utterance
     sub = stack.subscribe()
     job = stack.submit_file(long_audio, priority="low")
     says = []
     for n in range(3):  # one utterance after each of the first chunks
-        collect_events(sub, lambda ev, n=n: sum(e.kind == "dispatched" and e.job_id == job for e in ev) >= 1, 60)
+        collect_events(
+            sub, lambda ev, n=n: sum(e.kind == "dispatched" and e.job_id == job for e in ev) >= 1, 60
+        )
         says.append(stack.submit_audio(pcm16(wav)))
         if stack.job(job)["state"] == "completed":
             break
@@ -142,8 +159,9 @@ def test_identical_after_pause_and_resume(stack: Stack, long_audio: Path, clean_
 # --- durability -------------------------------------------------------------------------
 
 
-def test_scheduler_sigkill_resumes_from_first_uncommitted_chunk(stack: Stack, long_audio: Path,
-                                                               clean_transcript) -> None:
+def test_scheduler_sigkill_resumes_from_first_uncommitted_chunk(
+    stack: Stack, long_audio: Path, clean_transcript
+) -> None:
     job = stack.submit_file(long_audio, priority="low")
     poll(lambda: committed(stack, job) >= 1, 60, what="a committed chunk")
     stack.signal("scheduler", signal.SIGKILL)
@@ -191,16 +209,21 @@ def test_ingest_sigkill_while_planning(stack: Stack, long_audio: Path, tmp_path:
 # --- bad input --------------------------------------------------------------------------
 
 
-def test_bad_files_fail_clearly_and_good_ones_still_complete(stack: Stack, long_audio: Path,
-                                                            utterance: tuple[Path, str], tmp_path: Path) -> None:
+def test_bad_files_fail_clearly_and_good_ones_still_complete(
+    stack: Stack, long_audio: Path, utterance: tuple[Path, str], tmp_path: Path
+) -> None:
     wav, text = utterance
     (tmp_path / "text.mp3").write_text("this is a text file renamed to mp3\n" * 20)
     (tmp_path / "empty.flac").write_bytes(b"")
     data = long_audio.read_bytes()
     (tmp_path / "truncated.flac").write_bytes(data[: len(data) // 3])
     subprocess.run(["sox", str(wav), str(tmp_path / "short.wav"), "trim", "0", "0.1"], check=True)
-    expected = {"text.mp3": "not a media file", "empty.flac": "empty", "truncated.flac": "truncated",
-                "short.wav": "at least"}
+    expected = {
+        "text.mp3": "not a media file",
+        "empty.flac": "empty",
+        "truncated.flac": "truncated",
+        "short.wav": "at least",
+    }
     jobs = {name: stack.submit_file(tmp_path / name) for name in expected}
     good = stack.submit_file(wav)
     for name, job in jobs.items():
