@@ -160,7 +160,7 @@ class Config:
         """Store, audio cache and logs."""
         raw = self.get("paths.data_dir")
         path = Path(raw) if raw else Path(platformdirs.user_data_dir(APP))
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)  # transcripts are private
         return path
 
     @property

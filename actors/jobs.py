@@ -103,6 +103,8 @@ class JobBook:
                 state=state,
                 paused=row.paused,
             )
+            if self.queue.jobs[row.id].finished:  # crashed between last commit and completion
+                self._finish(row.id, "completed")
 
     # --- submissions --------------------------------------------------------------------
 
@@ -173,15 +175,18 @@ class JobBook:
             os.fsync(out.fileno())
         os.replace(tmp, row.cache_path)
         row.decoded, row.samples = True, samples
-        short = samples <= self.max_chunk_samples
-        if short:  # one chunk: no planning round trip
-            row.state, row.plan_final = "ready", True
-        self.store.insert_job(row)
+        chunks = []
+        if samples <= self.max_chunk_samples:  # one chunk: no planning round trip
+            row.state, row.plan_final, chunks = "ready", True, [[0, samples]]
+        self.store.insert_job(row, chunks)
         job = QueuedJob(
-            id=row.id, seq=row.seq, priority=row.priority, state=row.state, plan_final=row.plan_final
+            id=row.id,
+            seq=row.seq,
+            priority=row.priority,
+            state=row.state,
+            plan_final=row.plan_final,
+            n_chunks=len(chunks),
         )
-        if short:
-            job.n_chunks = self.store.add_chunks(row.id, 0, [[0, samples]])
         self.queue.add(job)
         self.emit(
             "queued",
@@ -246,6 +251,8 @@ class JobBook:
         return _ok(job=self.view(row))
 
     def list_jobs(self, states: list[str], limit: int) -> Reply:
+        if limit < 1:
+            return _error(ErrorCode.INVALID_ARGUMENT, f"limit must be at least 1, got {limit}")
         views = [self.view(r) for r in self.store.jobs(limit=max(limit, 1) * 20 if states else limit)]
         if states:
             views = [v for v in views if v["state"] in states]
@@ -255,8 +262,9 @@ class JobBook:
         row = self._row(job_id)
         if row is None:
             return _error(ErrorCode.NOT_FOUND, f"no job {job_id!r}")
-        if row.state == "failed":
-            return _error(ErrorCode.INVALID_STATE, f"job {job_id} failed: {row.error}")
+        if row.state in ("failed", "cancelled"):
+            why = f": {row.error}" if row.error else ""
+            return _error(ErrorCode.INVALID_STATE, f"job {job_id} {row.state}{why}; it has no result")
         if row.state != "completed":
             return _error(ErrorCode.NOT_READY, f"job {job_id} is {self.display_state(row)}; no result yet")
         segments = self.store.segments(job_id)
@@ -459,6 +467,9 @@ class JobBook:
     def decode_failed(self, job_id: str, reason: str) -> None:
         if job_id in self.queue:
             self.fail(job_id, reason)
+        row = self._row(job_id)
+        if row is not None:  # ingest is done with it either way
+            Path(row.cache_path).unlink(missing_ok=True)
 
     def task_lost(self, kind: str, job_id: str, index: int) -> None:
         """A worker died holding this job's task: it will be dispatched again."""

@@ -16,9 +16,10 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -55,6 +56,7 @@ from protocol.work import (
 )
 
 SENDER = "scheduler"
+R = TypeVar("R")
 
 
 class SchedulerRunning(RuntimeError):
@@ -146,8 +148,6 @@ class Scheduler:
     def _bind(self, kind: int, name: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        if kind == zmq.ROUTER:
-            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer may reuse its identity
         endpoint = self.cfg.endpoint(name)
         path = Path(endpoint.removeprefix("ipc://"))
         path.unlink(missing_ok=True)  # a stale socket from a crashed run
@@ -192,7 +192,10 @@ class Scheduler:
                     self.on_control(frames)
             if time.monotonic() >= heartbeat_at:
                 heartbeat_at = time.monotonic() + self.interval_s
-                self.beat_and_expire()
+                try:
+                    self.beat_and_expire()
+                except Exception:
+                    self.log.exception("heartbeat_duty_failed")
             self.dispatch()
         self.close()
 
@@ -272,6 +275,12 @@ class Scheduler:
                     "protocol": PROTOCOL_VERSION,
                     "uptime_s": round(time.time() - self.started, 3),
                 },
+            )
+        if req.actor not in self.idle:
+            return Reply(
+                status="error",
+                code=ErrorCode.INVALID_ARGUMENT,
+                reason=f"unknown actor {req.actor!r}; ping scheduler, ingest or transcriber",
             )
         workers = [self._worker_view(w) for w in self.workers.values() if w.role == req.actor]
         if not workers:
@@ -428,6 +437,19 @@ class Scheduler:
                 return identity
         return None
 
+    def _build(self, builder: Callable[[str], R | None], job_id: str) -> R | None:
+        """Build a work request; a job whose request cannot be built fails, the loop goes on."""
+        try:
+            return builder(job_id)
+        except Exception as exc:
+            self.log.exception("request_build_failed", job=job_id)
+            try:
+                self.book.fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
+            except Exception:
+                self.log.exception("fail_failed", job=job_id)
+                self.book.queue.remove(job_id)
+            return None
+
     def dispatch(self) -> None:
         """Give every idle worker the most urgent work it can do."""
         while self.idle["ingest"]:
@@ -437,7 +459,7 @@ class Scheduler:
             identity = self._next_idle("ingest")
             if identity is None:
                 break
-            request = self.book.decode_request(job.id)
+            request = self._build(self.book.decode_request, job.id)
             if request is None:
                 self.idle["ingest"].appendleft(identity)
                 continue
@@ -450,7 +472,7 @@ class Scheduler:
             identity = self._next_idle("transcriber")
             if identity is None:
                 break
-            chunk = self.book.chunk_request(job.id)
+            chunk = self._build(self.book.chunk_request, job.id)
             if chunk is None:
                 self.idle["transcriber"].appendleft(identity)
                 continue

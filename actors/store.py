@@ -200,13 +200,18 @@ class Store:
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM jobs").fetchone()
         return int(row["n"])
 
-    def insert_job(self, job: JobRow) -> None:
+    def insert_job(self, job: JobRow, chunks: list[list[int]] | None = None) -> None:
+        """Store a new job, with its chunk plan when already known, in one transaction."""
         values = [getattr(job, c) for c in _JOB_COLUMNS]
         values[_JOB_COLUMNS.index("options")] = json.dumps(job.options)
         with self.transaction() as db:
             db.execute(
                 f"INSERT INTO jobs({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
                 values,
+            )
+            db.executemany(
+                "INSERT INTO chunks(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                [(job.id, i, s, e) for i, (s, e) in enumerate(chunks or [])],
             )
 
     def update_job(self, job_id: str, **fields: Any) -> None:

@@ -105,6 +105,8 @@ def decode(frame: bytes) -> tuple[Envelope, Record]:
 
 def peek_id(frame: bytes) -> str:
     """Best-effort message id of a frame that failed to decode, for the error's parent."""
+    if len(frame) > MAX_FRAME_BYTES:
+        return ""
     try:
         data = msgpack.unpackb(frame, raw=False)
         value = data.get("id", "") if isinstance(data, dict) else ""

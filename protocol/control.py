@@ -22,7 +22,8 @@ class JobOptions(Record):
     beam_size: int | None = None
     """Beam width; 1 is greedy."""
     initial_prompt: str | None = None
-    """Text that conditions the first chunk (names, spelling, style)."""
+    """Prompt for every chunk (names, spelling, style); with condition_on_previous_text
+    only the first chunk gets it, later ones get the previous chunk's text."""
     word_timestamps: bool | None = None
     """Also return per-word timings."""
     condition_on_previous_text: bool | None = None

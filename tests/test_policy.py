@@ -192,3 +192,25 @@ def test_submit_validation(book, tmp_path: Path) -> None:
     bad = SubmitFile(path="/x.wav", options=JobOptions(task="summarise"))
     assert book.submit_file(bad).code == "invalid_argument"
     assert book.status("nope").code == "not_found"
+
+
+def test_recovery_completes_a_job_whose_last_chunk_was_committed(book, tmp_path: Path) -> None:
+    book, _ = book
+    job_id = submit(book, tmp_path, "normal", 2)
+    run_one(book)
+    chunk = book.chunk_request(job_id)
+    book.store.commit_chunk(result(job_id, chunk.index, "last"))  # crash before completion
+    events: list[Event] = []
+    fresh = JobBook(book.cfg, Store(book.cfg.store_path), book.log, events.append)
+    fresh.recover()
+    assert fresh.store.job(job_id).state == "completed"
+    assert [e.kind for e in events] == ["completed"]
+    assert fresh.result(job_id).data["text"].endswith("last")
+
+
+def test_cancelled_job_has_no_result(book, tmp_path: Path) -> None:
+    book, _ = book
+    job_id = submit(book, tmp_path, "normal", 1)
+    book.cancel(job_id)
+    reply = book.result(job_id)
+    assert (reply.code, "cancelled" in reply.reason) == ("invalid_state", True)

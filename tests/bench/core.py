@@ -147,8 +147,15 @@ class Events:
     def of(self, job_id: str, kind: str, since: int = 0) -> list[Seen]:
         return [s for s in self.history[since:] if s.event.job_id == job_id and s.event.kind == kind]
 
-    def wait_for(self, match: Callable[[Event], bool], timeout_s: float, what: str, since: int = 0,
-                 fallback: Callable[[], Event | None] | None = None, fallback_every_s: float = 1.0) -> Seen:
+    def wait_for(
+        self,
+        match: Callable[[Event], bool],
+        timeout_s: float,
+        what: str,
+        since: int = 0,
+        fallback: Callable[[], Event | None] | None = None,
+        fallback_every_s: float = 1.0,
+    ) -> Seen:
         """The first event from `since` on that matches; `fallback` (polling) is tried now and then."""
         deadline = time.monotonic() + timeout_s
         next_fallback = time.monotonic() + fallback_every_s
@@ -188,8 +195,13 @@ class Events:
                 return None
             return Event(kind=job["state"], job_id=job_id, data={}) if job["state"] in FINAL else None
 
-        seen = self.wait_for(lambda e: e.job_id == job_id and e.kind in FINAL, timeout_s,
-                             f"job {job_id} to finish", since=since, fallback=polled)
+        seen = self.wait_for(
+            lambda e: e.job_id == job_id and e.kind in FINAL,
+            timeout_s,
+            f"job {job_id} to finish",
+            since=since,
+            fallback=polled,
+        )
         if seen.event.kind != "completed":
             raise RuntimeError(f"job {job_id} ended {seen.event.kind}: {seen.event.data}")
         return seen
@@ -259,8 +271,15 @@ def throughput(stack: Stack, events: Events, audio: Path, duration_s: float) -> 
         say(f"run {rep + 1}: bare {bare_s:.2f} s")
         stack_s, stack_text, compute = run_stack_file(stack, events, audio)
         say(f"run {rep + 1}: stack {stack_s:.2f} s ({len(compute)} chunks)")
-        runs.append({"bare_s": bare_s, "stack_s": stack_s, "bare_text": bare_text,
-                     "stack_text": stack_text, "chunk_compute_s": compute})
+        runs.append(
+            {
+                "bare_s": bare_s,
+                "stack_s": stack_s,
+                "bare_text": bare_text,
+                "stack_text": stack_text,
+                "chunk_compute_s": compute,
+            }
+        )
     del model
     bare_med = median([r["bare_s"] for r in runs])
     stack_med = median([r["stack_s"] for r in runs])
@@ -269,19 +288,36 @@ def throughput(stack: Stack, events: Events, audio: Path, duration_s: float) -> 
     chunk_compute = [c for r in runs for c in r["chunk_compute_s"]]
     return {
         "audio_s": rnd(duration_s),
-        "runs": [{"order": 2 * i + 1, "side": "bare", "wall_s": rnd(r["bare_s"]),
-                  "rtf": rnd(r["bare_s"] / duration_s, 4)} for i, r in enumerate(runs)]
-        + [{"order": 2 * i + 2, "side": "stack", "wall_s": rnd(r["stack_s"]),
-            "rtf": rnd(r["stack_s"] / duration_s, 4), "chunks": len(r["chunk_compute_s"]),
-            "compute_s": rnd(sum(r["chunk_compute_s"]))} for i, r in enumerate(runs)],
+        "runs": [
+            {
+                "order": 2 * i + 1,
+                "side": "bare",
+                "wall_s": rnd(r["bare_s"]),
+                "rtf": rnd(r["bare_s"] / duration_s, 4),
+            }
+            for i, r in enumerate(runs)
+        ]
+        + [
+            {
+                "order": 2 * i + 2,
+                "side": "stack",
+                "wall_s": rnd(r["stack_s"]),
+                "rtf": rnd(r["stack_s"] / duration_s, 4),
+                "chunks": len(r["chunk_compute_s"]),
+                "compute_s": rnd(sum(r["chunk_compute_s"])),
+            }
+            for i, r in enumerate(runs)
+        ],
         "bare_s_median": rnd(bare_med),
         "stack_s_median": rnd(stack_med),
         "rtf_bare": rnd(bare_med / duration_s, 4),
         "rtf_stack": rnd(stack_med / duration_s, 4),
         "ratio_stack_speed_vs_bare": rnd(ratio, 4),
-        "chunk_compute_s_from_progress": {"p50": rnd(percentile(chunk_compute, 50)),
-                                          "p95": rnd(percentile(chunk_compute, 95)),
-                                          "count": len(chunk_compute)},
+        "chunk_compute_s_from_progress": {
+            "p50": rnd(percentile(chunk_compute, 50)),
+            "p95": rnd(percentile(chunk_compute, 95)),
+            "count": len(chunk_compute),
+        },
         "target": f"ratio_stack_speed_vs_bare >= {TARGET_SPEED_RATIO}",
         "target_met": ratio >= TARGET_SPEED_RATIO,
         "_texts": {"bare": [r["bare_text"] for r in runs], "stack": [r["stack_text"] for r in runs]},
@@ -299,9 +335,12 @@ def wer(reference: str, hypothesis: str) -> float:
 def accuracy(audio: Path, texts: dict[str, list[str]]) -> dict[str, Any]:
     ref_path = audio.with_suffix(".ref.txt")
     if not ref_path.exists():
-        return {"skipped": True, "note": f"no reference transcript at {ref_path}",
-                "target": f"stack WER <= bare WER + {TARGET_WER_MARGIN_POINTS} points",
-                "target_met": None}
+        return {
+            "skipped": True,
+            "note": f"no reference transcript at {ref_path}",
+            "target": f"stack WER <= bare WER + {TARGET_WER_MARGIN_POINTS} points",
+            "target_met": None,
+        }
     reference = ref_path.read_text()
     bare = [100 * wer(reference, t) for t in texts["bare"]]
     stack = [100 * wer(reference, t) for t in texts["stack"]]
@@ -334,8 +373,11 @@ class Clip:
 def pick_clips(n: int, seed: int) -> list[Clip]:
     """n clips of 2-10 s from the shared manifest, chosen deterministically by the seed."""
     with (SPEECH / "manifest.tsv").open(newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t")
-                if r["file"].startswith("clips/") and CLIP_MIN_S <= float(r["duration_s"]) <= CLIP_MAX_S]
+        rows = [
+            r
+            for r in csv.DictReader(f, delimiter="\t")
+            if r["file"].startswith("clips/") and CLIP_MIN_S <= float(r["duration_s"]) <= CLIP_MAX_S
+        ]
     rows.sort(key=lambda r: r["file"])
     rng = random.Random(seed)
     chosen = rng.sample(rows, n) if n <= len(rows) else rng.choices(rows, k=n)
@@ -357,8 +399,9 @@ class Background:
         events.hooks.append(self.on_event)
 
     def submit(self) -> None:
-        self.job_id = self.stack.submit_file(self.audio, priority="low", language=LANGUAGE,
-                                             beam_size=BEAM_SIZE)
+        self.job_id = self.stack.submit_file(
+            self.audio, priority="low", language=LANGUAGE, beam_size=BEAM_SIZE
+        )
         self.jobs.append(self.job_id)
         say(f"background file job {self.job_id} submitted at low priority")
 
@@ -380,8 +423,11 @@ class Background:
 
     def wait_dispatched(self) -> None:
         """Until the current background job has had a chunk sent to the transcriber."""
-        self.events.wait_for(lambda e: e.job_id == self.job_id and e.kind == "dispatched",
-                             JOB_TIMEOUT_S, f"background job {self.job_id} to be dispatched")
+        self.events.wait_for(
+            lambda e: e.job_id == self.job_id and e.kind == "dispatched",
+            JOB_TIMEOUT_S,
+            f"background job {self.job_id} to be dispatched",
+        )
 
     def stop(self) -> None:
         self.active = False
@@ -410,12 +456,17 @@ def wait_transcriber_idle(stack: Stack, timeout_s: float = 120.0) -> None:
 
 
 def latency_summary(values: list[float]) -> dict[str, Any]:
-    return {"p50_s": rnd(percentile(values, 50)), "p95_s": rnd(percentile(values, 95)),
-            "max_s": rnd(max(values)), "count": len(values)}
+    return {
+        "p50_s": rnd(percentile(values, 50)),
+        "p95_s": rnd(percentile(values, 95)),
+        "max_s": rnd(max(values)),
+        "count": len(values),
+    }
 
 
-def preemption(stack: Stack, events: Events, audio: Path, clips: list[Clip], seed: int,
-               chunk_p95_s: float) -> dict[str, Any]:
+def preemption(
+    stack: Stack, events: Events, audio: Path, clips: list[Clip], seed: int, chunk_p95_s: float
+) -> dict[str, Any]:
     rng = random.Random(seed + 1)
     background = Background(stack, events, audio)
     background.start()
@@ -430,10 +481,20 @@ def preemption(stack: Stack, events: Events, audio: Path, clips: list[Clip], see
             background.wait_dispatched()  # a freshly resubmitted file: let it reach the model
         in_flight = background.chunk_in_flight()
         latency, via = utterance_latency(stack, events, clip)
-        say(f"under load {i + 1}/{len(clips)}: {clip.file} ({clip.duration_s:.1f} s) "
-            f"{latency * 1000:.0f} ms (file chunk in flight: {in_flight})")
-        loaded.append({"clip": clip.file, "audio_s": rnd(clip.duration_s), "gap_s": rnd(gap),
-                       "latency_s": rnd(latency), "file_chunk_in_flight": in_flight, "via": via})
+        say(
+            f"under load {i + 1}/{len(clips)}: {clip.file} ({clip.duration_s:.1f} s) "
+            f"{latency * 1000:.0f} ms (file chunk in flight: {in_flight})"
+        )
+        loaded.append(
+            {
+                "clip": clip.file,
+                "audio_s": rnd(clip.duration_s),
+                "gap_s": rnd(gap),
+                "latency_s": rnd(latency),
+                "file_chunk_in_flight": in_flight,
+                "via": via,
+            }
+        )
     background.stop()
     wait_transcriber_idle(stack)
     idle: list[dict[str, Any]] = []
@@ -469,8 +530,9 @@ def in_flight(events: Events, job_id: str) -> bool:
 
 def settle_paused(stack: Stack, events: Events, job_id: str) -> dict[str, Any]:
     """Until the paused job's chunk in flight has committed and no further chunk is dispatched."""
-    events.wait_until(lambda: not in_flight(events, job_id), JOB_TIMEOUT_S,
-                      f"job {job_id}'s chunk in flight to commit")
+    events.wait_until(
+        lambda: not in_flight(events, job_id), JOB_TIMEOUT_S, f"job {job_id}'s chunk in flight to commit"
+    )
 
     def paused_state() -> str:
         state = str(stack.job(job_id)["state"])
@@ -488,8 +550,11 @@ def settle_paused(stack: Stack, events: Events, job_id: str) -> dict[str, Any]:
 def resume_latency(stack: Stack, events: Events, audio: Path) -> dict[str, Any]:
     mark = events.mark()
     job_id = stack.submit_file(audio, priority="normal", language=LANGUAGE, beam_size=BEAM_SIZE)
-    events.wait_until(lambda: len(events.of(job_id, "progress", mark)) >= 2, JOB_TIMEOUT_S,
-                      f"job {job_id} to finish 2 chunks")
+    events.wait_until(
+        lambda: len(events.of(job_id, "progress", mark)) >= 2,
+        JOB_TIMEOUT_S,
+        f"job {job_id} to finish 2 chunks",
+    )
     stack.client.call(Pause(job_id=job_id))
     settled = [settle_paused(stack, events, job_id)]
     decoded_before = len(stack.log_events("ingest", "decoded"))
@@ -498,14 +563,20 @@ def resume_latency(stack: Stack, events: Events, audio: Path) -> dict[str, Any]:
     for cycle in range(RESUME_CYCLES):
         view = stack.job(job_id)
         if view["state"] != "paused" or view["chunks_done"] >= view["chunks"]:
-            notes.append(f"stopped after {cycle} cycles: job is {view['state']} with "
-                         f"{view['chunks_done']}/{view['chunks']} chunks done")
+            notes.append(
+                f"stopped after {cycle} cycles: job is {view['state']} with "
+                f"{view['chunks_done']}/{view['chunks']} chunks done"
+            )
             break
         cmark = events.mark()
         started = time.perf_counter()
         stack.client.call(Resume(job_id=job_id))
-        seen = events.wait_for(lambda e: e.job_id == job_id and e.kind == "dispatched", 30.0,
-                               f"job {job_id} to be dispatched after resume", since=cmark)
+        seen = events.wait_for(
+            lambda e: e.job_id == job_id and e.kind == "dispatched",
+            30.0,
+            f"job {job_id} to be dispatched after resume",
+            since=cmark,
+        )
         latency_ms = (seen.t - started) * 1000
         stack.client.call(Pause(job_id=job_id))
         say(f"resume {cycle + 1}: {latency_ms:.1f} ms to dispatch chunk {seen.event.data.get('chunk')}")
@@ -532,8 +603,11 @@ def resume_latency(stack: Stack, events: Events, audio: Path) -> dict[str, Any]:
         "dispatched_while_paused": leaks,
         "notes": notes,
         "target": f"median resume-to-dispatch < {TARGET_RESUME_MS} ms, no decode on resume, "
-                  "no dispatch while paused",
-        "target_met": bool(values) and med is not None and med < TARGET_RESUME_MS and no_decode
+        "no dispatch while paused",
+        "target_met": bool(values)
+        and med is not None
+        and med < TARGET_RESUME_MS
+        and no_decode
         and leaks == 0,
     }
 
@@ -552,7 +626,7 @@ def scheduler_overhead(stats: dict[str, Any]) -> dict[str, Any]:
         "chunk_compute_s": stats.get("chunk_compute_s"),
         "budget_ms": rnd(budget_ms),
         "target": f"p95 <= {OVERHEAD_BUDGET_FRACTION:.0%} of chunk compute p50 (derived from the "
-                  "throughput target; no explicit target was set)",
+        "throughput target; no explicit target was set)",
         "target_met": met,
     }
 
@@ -572,10 +646,18 @@ def keep_logs(stack: Stack) -> Path:
 
 
 def run(audio: Path, utterances: int, seed: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"audio": str(audio), "seed": seed,
-                               "settings": {"model": "tiny.en (embedded)", "device": DEVICE,
-                                            "compute_type": COMPUTE_TYPE, "cpu_threads": "default",
-                                            "language": LANGUAGE, "beam_size": BEAM_SIZE}}
+    results: dict[str, Any] = {
+        "audio": str(audio),
+        "seed": seed,
+        "settings": {
+            "model": "tiny.en (embedded)",
+            "device": DEVICE,
+            "compute_type": COMPUTE_TYPE,
+            "cpu_threads": "default",
+            "language": LANGUAGE,
+            "beam_size": BEAM_SIZE,
+        },
+    }
     results["machine"] = machine_info()
     duration_s = len(pcm16(audio)) / 2 / SAMPLE_RATE
     say(f"{audio.name}: {duration_s:.1f} s; picking {utterances} clips (seed {seed})")
@@ -593,8 +675,9 @@ def run(audio: Path, utterances: int, seed: int) -> dict[str, Any]:
                 tp["stack_stats_chunk_compute_s"] = stats_after_tp["chunk_compute_s"]
                 results["throughput"] = tp
                 results["accuracy"] = accuracy(audio, texts)
-                chunk_p95 = stats_after_tp["chunk_compute_s"]["p95"] or \
-                    tp["chunk_compute_s_from_progress"]["p95"]
+                chunk_p95 = (
+                    stats_after_tp["chunk_compute_s"]["p95"] or tp["chunk_compute_s_from_progress"]["p95"]
+                )
                 results["preemption"] = preemption(stack, events, audio, clips, seed, float(chunk_p95))
                 results["resume"] = resume_latency(stack, events, audio)
                 results["scheduler_overhead"] = scheduler_overhead(stack.client.call(Stats()))
@@ -603,8 +686,10 @@ def run(audio: Path, utterances: int, seed: int) -> dict[str, Any]:
         except BaseException:
             say(f"failed; stack outputs and logs kept in {keep_logs(stack)}")
             raise
-    results["targets_met"] = {name: results[name].get("target_met") for name in
-                              ("throughput", "accuracy", "preemption", "resume", "scheduler_overhead")}
+    results["targets_met"] = {
+        name: results[name].get("target_met")
+        for name in ("throughput", "accuracy", "preemption", "resume", "scheduler_overhead")
+    }
     return results
 
 
