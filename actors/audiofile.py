@@ -61,7 +61,7 @@ def iter_pcm(path: str | Path, report: list[DecodeReport] | None = None) -> Iter
         ) from exc
     with container:
         if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["no"]
             raise DecodeFailure(f"the file has no audio stream ({', '.join(kinds)} streams only)")
         stream = container.streams.audio[0]
         declared = _declared_duration(container, stream)

@@ -47,7 +47,7 @@ class Client:
         self.cfg = cfg
         self.timeout_s = timeout_s
         self.name = f"{name}-{os.getpid()}"
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock: zmq.Socket | None = None
 
     def _socket(self) -> zmq.Socket:
@@ -72,7 +72,7 @@ class Client:
         sock.send_multipart([b"", encode(record, self.name, msg_id=msg_id)])
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
         while (left := deadline - time.monotonic()) > 0:
-            if not sock.poll(left * 1000):
+            if not sock.poll(int(left * 1000)):
                 break
             frames = sock.recv_multipart()
             try:
@@ -110,7 +110,7 @@ class Client:
 def read_events(sub: zmq.Socket, timeout_s: float) -> Iterator[Event]:
     """Events arriving within `timeout_s` (malformed ones are skipped)."""
     deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0 and sub.poll(left * 1000):
+    while (left := deadline - time.monotonic()) > 0 and sub.poll(int(left * 1000)):
         frames = sub.recv_multipart()
         try:
             _, record = decode(frames[-1])

@@ -95,7 +95,7 @@ class Scheduler:
         self.cfg = cfg
         self.log = log
         self.book = JobBook(cfg, store, log, self.publish)
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness = int(cfg.get("scheduler.heartbeat_liveness"))
         self.workers: dict[bytes, WorkerInfo] = {}
@@ -107,7 +107,7 @@ class Scheduler:
         self.control = self._bind(zmq.ROUTER, "control")
         self.work = self._bind(zmq.ROUTER, "work")
         self.events = self._bind(zmq.PUB, "events")
-        self.control_handlers = {
+        self.control_handlers: dict[type[Record], Callable[[Any], Reply]] = {
             SubmitFile: self.handle_submit_file,
             SubmitAudio: self.handle_submit_audio,
             JobStatus: self.handle_job_status,
@@ -120,7 +120,7 @@ class Scheduler:
             Ping: self.handle_ping,
             Stats: self.handle_stats,
         }
-        self.work_handlers = {
+        self.work_handlers: dict[type[Record], Callable[[bytes, Envelope, Any], None]] = {
             Ready: self.handle_ready,
             Heartbeat: self.handle_heartbeat,
             ChunkResult: self.handle_chunk_result,
@@ -171,7 +171,7 @@ class Scheduler:
         while self.running:
             timeout_ms = max(0.0, heartbeat_at - time.monotonic()) * 1000
             try:
-                ready = dict(poller.poll(timeout=timeout_ms))
+                ready = dict(poller.poll(timeout=int(timeout_ms)))
             except zmq.ZMQError:
                 if not self.running:
                     break

@@ -42,7 +42,7 @@ class Worker:
         self.cfg = cfg
         self.log = log or structlog.get_logger().bind(actor=self.ROLE)
         self.name = f"{self.ROLE}@{socket.gethostname()}:{os.getpid()}"
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness_max = int(cfg.get("scheduler.heartbeat_liveness"))
         self.running = True
@@ -126,7 +126,7 @@ class Worker:
         while self.running:
             assert self.dealer is not None
             poller.register(self.dealer, zmq.POLLIN)
-            ready = dict(poller.poll(timeout=max(0.0, heartbeat_at - time.monotonic()) * 1000))
+            ready = dict(poller.poll(timeout=int(max(0.0, heartbeat_at - time.monotonic()) * 1000)))
             if self._pipe in ready:
                 frame = self._pipe.recv()
                 if frame:

@@ -23,7 +23,8 @@ from protocol.work import WORK_MESSAGES
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # a 30 s chunk is ~1 MB; a 5 min utterance ~10 MB
 
-TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in (*REQUESTS, Reply, *WORK_MESSAGES, Event)}
+_ALL: tuple[type[Record], ...] = (*REQUESTS, Reply, *WORK_MESSAGES, Event)
+TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in _ALL}
 
 
 def new_id() -> str:
