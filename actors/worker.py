@@ -132,7 +132,7 @@ class Worker:
                 if frame:
                     self.dealer.send_multipart([b"", frame])
                 else:
-                    self.pending = 0  # tasks received and not yet finished
+                    self.pending -= 1  # a task finished
             if self.dealer in ready:
                 frames = self.dealer.recv_multipart()
                 liveness, reconnect_s = self.liveness_max, RECONNECT_MIN_S

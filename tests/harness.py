@@ -54,7 +54,6 @@ class Stack:
             "SOTTOVOCE_CONFIG": str(self.root / "config.toml"),
             "SOTTOVOCE_PATHS_RUNTIME_DIR": str(self.root / "run"),
             "SOTTOVOCE_PATHS_DATA_DIR": str(self.root / "data"),
-            "SOTTOVOCE_SCHEDULER_HEARTBEAT_INTERVAL_S": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
         for name, value in (settings or {}).items():
@@ -153,7 +152,8 @@ class Stack:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not os.environ.get("SOTTOVOCE_KEEP_TEST_DIRS"):  # set it to inspect logs after a failure
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         return self
