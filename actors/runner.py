@@ -4,6 +4,8 @@ scheduler last. The supervisor-launched stack (deploy/) is the long-running way.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,6 +22,13 @@ STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_MAX_S = 30.0
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when `sottovoce run` dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError):  # not Linux: Ctrl+C still reaches the process group
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Runner:
@@ -39,7 +48,19 @@ class Runner:
         print(text, file=self.out, flush=True)
 
     def spawn(self, name: str) -> None:
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", f"actors.{name}"], env=self.env)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"actors.{name}"], env=self.env, preexec_fn=_die_with_parent
+        )
+
+    def already_running(self) -> bool:
+        client = Client(self.cfg, timeout_s=1.0, name="run")
+        try:
+            client.call(Ping(actor="scheduler"))
+            return True
+        except ClientError:
+            return False
+        finally:
+            client.close()
 
     def wait_ready(self) -> bool:
         """True once the scheduler answers and every worker role is connected."""
@@ -76,6 +97,12 @@ class Runner:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGTERM, self.stop)
+        if self.already_running():
+            self.say(
+                f"sottovoce: a stack is already running on {self.cfg.runtime_dir}; "
+                "stop it first, or set paths.runtime_dir for a second one"
+            )
+            return 1
         for name in self.actors:
             self.spawn(name)
         if self.wait_ready():
