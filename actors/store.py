@@ -1,8 +1,10 @@
-"""The durable store: jobs, chunk plans, chunk results with segments, push-to-talk history.
+"""The durable store: jobs, their planned speech spans, committed windows ("chunks") with
+their segments, and push-to-talk history.
 
 SQLite in WAL mode with synchronous=FULL, explicit transactions, and a schema version with
 migrations in one place (`MIGRATIONS`). Only the scheduler writes jobs and chunks; a chunk's
-result and its segments are committed in one transaction before the next chunk is dispatched.
+result, its segments and the job's new position are committed in one transaction before the
+next chunk is dispatched.
 """
 
 from __future__ import annotations
@@ -44,20 +46,28 @@ MIGRATIONS: dict[int, str] = {
         started REAL,
         finished REAL,
         decode_s REAL NOT NULL DEFAULT 0,
-        compute_s REAL NOT NULL DEFAULT 0
+        compute_s REAL NOT NULL DEFAULT 0,
+        position INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE spans (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    );
     CREATE TABLE chunks (
         job_id TEXT NOT NULL REFERENCES jobs(id),
         idx INTEGER NOT NULL,
         start INTEGER NOT NULL,
         end INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        done INTEGER NOT NULL DEFAULT 0,
+        next_start INTEGER NOT NULL,
         text TEXT NOT NULL DEFAULT '',
         context TEXT NOT NULL DEFAULT '',
         compute_s REAL NOT NULL DEFAULT 0,
-        committed REAL,
+        committed REAL NOT NULL,
         PRIMARY KEY (job_id, idx)
     );
     CREATE TABLE segments (
@@ -115,10 +125,14 @@ class JobRow:
     finished: float | None = None
     decode_s: float = 0.0
     compute_s: float = 0.0
-    n_chunks: int = 0
-    """Chunks planned so far (not a column: counted from `chunks`)."""
+    position: int = 0
+    """Where the next window starts (samples): the last continuation."""
+    attempts: int = 0
+    """Dispatches of the window at `position` so far."""
+    n_spans: int = 0
+    """Spans planned so far (not a column: counted from `spans`)."""
     n_done: int = 0
-    """Chunks committed (not a column)."""
+    """Windows committed (not a column: counted from `chunks`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,6 +159,8 @@ _JOB_COLUMNS = (
     "finished",
     "decode_s",
     "compute_s",
+    "position",
+    "attempts",
 )
 _BOOL_COLUMNS = ("paused", "decoded", "plan_final")
 
@@ -200,8 +216,8 @@ class Store:
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM jobs").fetchone()
         return int(row["n"])
 
-    def insert_job(self, job: JobRow, chunks: list[list[int]] | None = None) -> None:
-        """Store a new job, with its chunk plan when already known, in one transaction."""
+    def insert_job(self, job: JobRow, spans: list[list[int]] | None = None) -> None:
+        """Store a new job, with its spans when already known, in one transaction."""
         values = [getattr(job, c) for c in _JOB_COLUMNS]
         values[_JOB_COLUMNS.index("options")] = json.dumps(job.options)
         with self.transaction() as db:
@@ -210,8 +226,8 @@ class Store:
                 values,
             )
             db.executemany(
-                "INSERT INTO chunks(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
-                [(job.id, i, s, e) for i, (s, e) in enumerate(chunks or [])],
+                "INSERT INTO spans(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                [(job.id, i, s, e) for i, (s, e) in enumerate(spans or [])],
             )
 
     def update_job(self, job_id: str, **fields: Any) -> None:
@@ -234,10 +250,11 @@ class Store:
             data[name] = bool(data[name])
         job = JobRow(**data)
         counts = self.db.execute(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(done), 0) AS d FROM chunks WHERE job_id = ?",
+            "SELECT (SELECT COUNT(*) FROM spans WHERE job_id = ?1) AS n,"
+            " (SELECT COUNT(*) FROM chunks WHERE job_id = ?1) AS d",
             (job.id,),
         ).fetchone()
-        job.n_chunks, job.n_done = int(counts["n"]), int(counts["d"])
+        job.n_spans, job.n_done = int(counts["n"]), int(counts["d"])
         return job
 
     def job(self, job_id: str) -> JobRow | None:
@@ -266,64 +283,58 @@ class Store:
         rows = self.db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
         return {r["state"]: int(r["n"]) for r in rows}
 
-    # --- chunks -----------------------------------------------------------------------
+    # --- plan and windows ------------------------------------------------------------
 
-    def add_chunks(self, job_id: str, first_index: int, bounds: list[list[int]]) -> int:
-        """Store planned chunks; ones already stored (a re-sent plan) are kept. Returns count."""
+    def set_spans(self, job_id: str, first_index: int, spans: list[list[int]]) -> None:
+        """Apply a plan update: spans[k] becomes span first_index + k; later ones are dropped."""
         with self.transaction() as db:
+            db.execute("DELETE FROM spans WHERE job_id = ? AND idx >= ?", (job_id, first_index))
             db.executemany(
-                "INSERT OR IGNORE INTO chunks(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
-                [(job_id, first_index + i, int(s), int(e)) for i, (s, e) in enumerate(bounds)],
+                "INSERT INTO spans(job_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                [(job_id, first_index + i, int(s), int(e)) for i, (s, e) in enumerate(spans)],
             )
-            row = db.execute("SELECT COUNT(*) AS n FROM chunks WHERE job_id = ?", (job_id,)).fetchone()
-        return int(row["n"])
+
+    def spans(self, job_id: str) -> list[list[int]]:
+        rows = self.db.execute(
+            "SELECT start, end FROM spans WHERE job_id = ? ORDER BY idx", (job_id,)
+        ).fetchall()
+        return [[int(r["start"]), int(r["end"])] for r in rows]
 
     def finish_plan(self, job_id: str, samples: int, decode_s: float) -> None:
         self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s, state="ready")
 
-    def chunk_bounds(self, job_id: str, index: int) -> tuple[int, int]:
-        row = self.db.execute(
-            "SELECT start, end FROM chunks WHERE job_id = ? AND idx = ?", (job_id, index)
-        ).fetchone()
-        if row is None:
-            raise KeyError((job_id, index))
-        return int(row["start"]), int(row["end"])
-
-    def chunk_attempt(self, job_id: str, index: int) -> int:
-        """Count one more dispatch of this chunk; returns the new attempt number."""
+    def window_attempt(self, job_id: str) -> int:
+        """Count one more dispatch of the job's next window; returns the attempt number."""
         with self.transaction() as db:
-            db.execute(
-                "UPDATE chunks SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?",
-                (job_id, index),
-            )
-            row = db.execute(
-                "SELECT attempts FROM chunks WHERE job_id = ? AND idx = ?", (job_id, index)
-            ).fetchone()
+            db.execute("UPDATE jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
+            row = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return int(row["attempts"])
 
-    def commit_chunk(self, result: ChunkResult) -> bool:
-        """Commit a chunk's result and segments, and the job's totals, atomically.
+    def commit_chunk(self, result: ChunkResult, start: int, end: int) -> bool:
+        """Commit a window's result, its segments and the job's new position, atomically.
 
-        Returns False (and writes nothing) if the chunk was already committed.
+        Returns False (and writes nothing) if that window index was already committed.
         """
         with self.transaction() as db:
             row = db.execute(
-                "SELECT done FROM chunks WHERE job_id = ? AND idx = ?",
-                (result.job_id, result.index),
+                "SELECT 1 FROM chunks WHERE job_id = ? AND idx = ?", (result.job_id, result.index)
             ).fetchone()
-            if row is None or row["done"]:
+            if row is not None:
                 return False
             text = " ".join(s.text.strip() for s in result.segments).strip()
             db.execute(
-                "UPDATE chunks SET done = 1, text = ?, context = ?, compute_s = ?, committed = ? "
-                "WHERE job_id = ? AND idx = ?",
+                "INSERT INTO chunks(job_id, idx, start, end, next_start, text, context, compute_s, "
+                "committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    result.job_id,
+                    result.index,
+                    start,
+                    end,
+                    result.continuation.next_start,
                     text,
                     result.continuation.context,
                     result.compute_s,
                     time.time(),
-                    result.job_id,
-                    result.index,
                 ),
             )
             db.executemany(
@@ -345,16 +356,16 @@ class Store:
                 ],
             )
             db.execute(
-                "UPDATE jobs SET compute_s = compute_s + ?, language = ? WHERE id = ?",
-                (result.compute_s, result.language, result.job_id),
+                "UPDATE jobs SET compute_s = compute_s + ?, language = ?, position = ?, attempts = 0 "
+                "WHERE id = ?",
+                (result.compute_s, result.language, result.continuation.next_start, result.job_id),
             )
         return True
 
-    def last_context(self, job_id: str, before_index: int) -> str:
-        """The continuation context stored with chunk `before_index - 1`."""
+    def last_context(self, job_id: str) -> str:
+        """The continuation context of the job's last committed window."""
         row = self.db.execute(
-            "SELECT context FROM chunks WHERE job_id = ? AND idx = ? AND done = 1",
-            (job_id, before_index - 1),
+            "SELECT context FROM chunks WHERE job_id = ? ORDER BY idx DESC LIMIT 1", (job_id,)
         ).fetchone()
         return str(row["context"]) if row else ""
 
@@ -380,7 +391,7 @@ class Store:
     def chunk_timings(self, limit: int = 1000) -> list[tuple[float, float]]:
         """(compute_s, audio_s) of the most recent committed chunks."""
         rows = self.db.execute(
-            "SELECT compute_s, (end - start) / 16000.0 AS audio_s FROM chunks WHERE done = 1 "
+            "SELECT compute_s, (end - start) / 16000.0 AS audio_s FROM chunks "
             "ORDER BY committed DESC LIMIT ?",
             (limit,),
         ).fetchall()

@@ -76,7 +76,7 @@ class Transcriber(Worker):
         conditioning = bool(options.get("condition_on_previous_text"))
         prompt = record.context if (conditioning and record.context) else options.get("initial_prompt")
         try:
-            out = self.backend.transcribe(audio, record.offset_s, options, prompt)
+            out = self.backend.transcribe(audio, record.start / record.sample_rate, options, prompt)
         except Exception as exc:
             self.log.exception("chunk_failed", job=record.job_id, chunk=record.index)
             emit(
@@ -96,6 +96,7 @@ class Transcriber(Worker):
                 continuation=Continuation(
                     job_id=record.job_id,
                     next_index=record.index + 1,
+                    next_start=record.start + out.consumed,
                     context=text if conditioning else "",
                 ),
                 language=out.language,

@@ -49,21 +49,21 @@ class Disconnect(Record):
 
 @dataclass(frozen=True)
 class Chunk(Record):
-    """Scheduler to transcriber: transcribe exactly this chunk, then reply."""
+    """Scheduler to transcriber: transcribe exactly this window, then reply."""
 
     TYPE = "chunk"
     job_id: str
     """The job."""
     index: int
-    """Chunk index within the job's plan."""
+    """Window index within the job (windows committed before this one)."""
+    start: int
+    """Sample where the window starts in the job's audio; segment times are offset by it."""
     pcm: bytes
-    """Little-endian int16 mono samples at sample_rate."""
-    offset_s: float
-    """Where the chunk starts in the job's audio; added to segment times."""
+    """Little-endian int16 mono samples at sample_rate, at most 30 s."""
     options: JobOptions = field(default_factory=JobOptions)
-    """Fully resolved options (no None left but initial_prompt/language)."""
+    """Resolved options."""
     context: str = ""
-    """Previous chunk's text when conditioning on previous text."""
+    """Previous window's text when conditioning on previous text."""
     sample_rate: int = 16000
     """Always 16000 in version 1."""
 
@@ -93,12 +93,15 @@ class Segment(Record):
 
 @dataclass(frozen=True)
 class Continuation(Record):
-    """What the scheduler needs to go on with the job after this chunk."""
+    """What the scheduler needs to go on with the job after this window."""
 
     job_id: str
     next_index: int
+    next_start: int
+    """Sample where the next window starts: the end of the last complete segment (Whisper's
+    own seek), or the window's end when its last segment was complete."""
     context: str = ""
-    """Context text for the next chunk (empty when not conditioning)."""
+    """Context text for the next window (empty when not conditioning)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class ChunkError(Record):
 
 @dataclass(frozen=True)
 class Decode(Record):
-    """Scheduler to ingest: decode `path` into `cache_path`, then plan chunks."""
+    """Scheduler to ingest: decode `path` into `cache_path`, then plan speech spans."""
 
     TYPE = "decode"
     job_id: str
@@ -139,20 +142,21 @@ class Decode(Record):
     cache_path: str
     """Where the int16 PCM goes (or already is)."""
     first_index: int = 0
-    """Chunks before this index are already stored; send only the rest."""
+    """Spans before this index are stored for good; send this one and later ones."""
 
 
 @dataclass(frozen=True)
 class Plan(Record):
-    """Ingest to scheduler: the next planned chunks, [start, end) in samples."""
+    """Ingest to scheduler: planned speech spans, [start, end) in samples."""
 
     TYPE = "plan"
     job_id: str
     first_index: int
-    """Index of chunks[0] in the job's plan."""
-    chunks: list[list[int]]
+    """spans[k] is span first_index + k; it replaces a stored span of that index (which only
+    ever grows), and spans after it are dropped."""
+    spans: list[list[int]]
     final: bool
-    """No more chunks will follow."""
+    """No more spans will follow, and the last one is closed."""
     samples: int = 0
     """With final: total decoded samples."""
     decode_s: float = 0.0

@@ -76,8 +76,8 @@ EXAMPLES = [
     Chunk(
         job_id="j",
         index=3,
+        start=200000,
         pcm=b"\x01\x00" * 10,
-        offset_s=12.5,
         options=JobOptions(language="en"),
         context="previous",
     ),
@@ -85,7 +85,7 @@ EXAMPLES = [
         job_id="j",
         index=3,
         segments=[SEGMENT],
-        continuation=Continuation(job_id="j", next_index=4, context="c"),
+        continuation=Continuation(job_id="j", next_index=4, next_start=200010, context="c"),
         language="en",
         compute_s=1.25,
         audio_s=29.0,
@@ -95,7 +95,7 @@ EXAMPLES = [
     Plan(
         job_id="j",
         first_index=0,
-        chunks=[[0, 16000], [20000, 40000]],
+        spans=[[0, 16000], [20000, 40000]],
         final=True,
         samples=40000,
         decode_s=0.5,
@@ -180,7 +180,9 @@ def test_malformed_frames_raise_protocol_errors(frame: bytes, code: ErrorCode) -
 
 
 def test_nested_records_are_checked() -> None:
-    body = ChunkResult(job_id="j", index=0, segments=[SEGMENT], continuation=Continuation("j", 1)).to_wire()
+    body = ChunkResult(
+        job_id="j", index=0, segments=[SEGMENT], continuation=Continuation("j", 1, 5)
+    ).to_wire()
     body["segments"][0]["start"] = "zero"
     with pytest.raises(ProtocolError, match="start"):
         decode(_frame(type="chunk_result", body=body))

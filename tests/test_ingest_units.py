@@ -10,13 +10,21 @@ import numpy as np
 import pytest
 
 from actors.audiofile import DecodeFailure, decode_to_file
-from actors.chunking import PlanOptions, plan_chunks, speech_regions
+from actors.chunking import PlanOptions, plan_spans, speech_regions
 
 SR = 16000
 
 
 def plan(pcm: np.ndarray, **kw) -> list[tuple[int, int]]:
-    return [c for batch in plan_chunks(pcm, PlanOptions(**kw)) for c in batch]
+    """Apply every streamed update the way the scheduler does; return the final spans."""
+    spans: list[list[int]] = []
+    for first, update in plan_spans(pcm, PlanOptions(**kw)):
+        assert first <= len(spans)
+        if first < len(spans):
+            assert update[0][0] == spans[first][0] and update[0][1] >= spans[first][1]  # only grows
+        del spans[first:]
+        spans.extend(update)
+    return [(s, e) for s, e in spans]
 
 
 def test_decode_matches_faster_whisper(long_audio: Path, tmp_path: Path) -> None:
@@ -29,17 +37,17 @@ def test_decode_matches_faster_whisper(long_audio: Path, tmp_path: Path) -> None
     assert np.array_equal(ours.astype(np.float32) / 32768.0, theirs)
 
 
-def test_chunks_are_short_ordered_and_cut_in_silence(long_audio: Path, tmp_path: Path) -> None:
+def test_spans_are_ordered_and_cut_in_silence(long_audio: Path, tmp_path: Path) -> None:
     decode_to_file(long_audio, tmp_path / "x.pcm")
     pcm = np.memmap(tmp_path / "x.pcm", dtype="<i2", mode="r")
-    chunks = plan(pcm)
-    assert len(chunks) >= 3
-    assert all(0 < e - s <= 30 * SR for s, e in chunks)
-    assert all(a[1] <= b[0] for a, b in itertools.pairwise(chunks))
-    regions = list(speech_regions(pcm, PlanOptions()))
-    inside = [(s, e) for s, e in regions]
-    for s, e in chunks:  # every chunk starts and ends on a speech region's edge
-        assert any(r[0] == s for r in inside) and any(r[1] == e for r in inside)
+    spans = plan(pcm, vad_block_s=60)
+    regions = list(speech_regions(pcm, PlanOptions(vad_block_s=60)))
+    assert spans and all(e > s for s, e in spans)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
+    starts, ends = {r[0] for r in regions}, {r[1] for r in regions}
+    assert all(s in starts and e in ends for s, e in spans)  # edges are speech-region edges
+    covered = sum(e - s for s, e in spans)
+    assert covered >= sum(e - s for s, e in regions)  # no speech left out
 
 
 def test_planning_is_deterministic_and_blocks_do_not_cut_words(long_audio: Path, tmp_path: Path) -> None:
@@ -63,7 +71,8 @@ def test_long_silence_ends_a_chunk(utterance: tuple[Path, str], tmp_path: Path) 
     subprocess.run(["sox", str(wav), str(silence), str(wav), str(joined)], check=True)
     decode_to_file(joined, tmp_path / "j.pcm")
     pcm = np.fromfile(tmp_path / "j.pcm", dtype="<i2")
-    assert len(plan(pcm, max_gap_s=5.0)) == 2  # the 8 s silence is skipped
+    two = plan(pcm, max_gap_s=5.0)
+    assert len(two) == 2 and two[1][0] - two[0][1] > 7 * SR  # the 8 s silence is skipped
     assert len(plan(pcm, max_gap_s=10.0)) == 1
 
 

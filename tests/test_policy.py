@@ -13,7 +13,9 @@ from actors.policy import PRIORITY_RANK, JobQueue, QueuedJob
 from actors.store import Store
 from protocol.control import JobOptions, SubmitAudio, SubmitFile
 from protocol.events import Event
-from protocol.work import ChunkResult, Continuation, Plan, Segment
+from protocol.work import Chunk, ChunkResult, Continuation, Plan, Segment
+
+SECOND = 16000
 
 
 def q(job_id: str, seq: int, priority: str, **kw) -> QueuedJob:
@@ -21,9 +23,10 @@ def q(job_id: str, seq: int, priority: str, **kw) -> QueuedJob:
         id=job_id,
         seq=seq,
         priority=PRIORITY_RANK[priority],
-        state="ready",
-        n_chunks=kw.pop("n_chunks", 3),
-        plan_final=True,
+        state=kw.pop("state", "ready"),
+        spans=kw.pop("spans", [[0, 3 * SECOND]]),
+        plan_final=kw.pop("plan_final", True),
+        max_window=SECOND,
         **kw,
     )
 
@@ -39,7 +42,7 @@ def test_highest_priority_first_then_fifo() -> None:
     assert order == ["high", "norm", "low1", "low2"]
 
 
-def test_one_chunk_in_flight_per_job_and_paused_jobs_wait() -> None:
+def test_one_window_in_flight_per_job_and_paused_jobs_wait() -> None:
     queue = JobQueue()
     queue.add(q("a", 1, "high", in_flight=True))
     queue.add(q("b", 2, "low", paused=True))
@@ -47,16 +50,26 @@ def test_one_chunk_in_flight_per_job_and_paused_jobs_wait() -> None:
     assert queue.next_chunk().id == "c"
 
 
-def test_continuation_advances_until_finished() -> None:
-    job = q("a", 1, "normal", n_chunks=2)
-    assert job.runnable and not job.finished
-    job.next_index = 2
-    assert not job.runnable and job.finished
+def test_windows_walk_spans_from_each_continuation() -> None:
+    job = q("a", 1, "normal", spans=[[0, int(2.5 * SECOND)], [10 * SECOND, 11 * SECOND]])
+    assert job.window() == (0, SECOND)
+    job.position = int(0.7 * SECOND)  # Whisper stopped at its last complete segment
+    assert job.window() == (int(0.7 * SECOND), int(1.7 * SECOND))
+    job.position = int(2.45 * SECOND)  # a tail under 0.1 s is skipped: the silence too
+    assert job.window() == (10 * SECOND, 11 * SECOND)
+    job.position = 11 * SECOND
+    assert job.window() is None and job.finished
 
 
-def test_chunks_run_while_planning_continues() -> None:
-    job = QueuedJob(id="a", seq=1, priority=1, state="decoding", n_chunks=1)
-    assert job.runnable and not job.finished
+def test_an_open_span_waits_for_more_plan() -> None:
+    job = q("a", 1, "normal", spans=[[0, int(1.5 * SECOND)]], plan_final=False, state="decoding")
+    assert job.window() == (0, SECOND)
+    job.position = SECOND
+    assert job.window() is None and not job.finished  # the span may still grow
+    job.set_spans(0, [[0, 4 * SECOND]])
+    assert job.window() == (SECOND, 2 * SECOND)
+    job.set_spans(0, [[0, int(1.5 * SECOND)], [3 * SECOND, 4 * SECOND]])
+    assert job.window() == (SECOND, int(1.5 * SECOND))  # now closed: the tail is a window
 
 
 def test_decode_order_skips_paused_and_planned_jobs() -> None:
@@ -73,7 +86,9 @@ def test_decode_order_skips_paused_and_planned_jobs() -> None:
 
 @pytest.fixture
 def book(tmp_path: Path) -> tuple[JobBook, list[Event]]:
-    cfg = Config.load(path=tmp_path / "none.toml", overrides=[f"paths.data_dir={tmp_path}"])
+    cfg = Config.load(
+        path=tmp_path / "none.toml", overrides=[f"paths.data_dir={tmp_path}", "ingest.max_chunk_s=1.0"]
+    )
     events: list[Event] = []
     store = Store(cfg.store_path)
 
@@ -85,21 +100,24 @@ def book(tmp_path: Path) -> tuple[JobBook, list[Event]]:
 
 
 def plan(book: JobBook, job_id: str, n: int) -> None:
+    """n seconds of speech in one span: n one-second windows."""
     book.decode_request(job_id)
-    book.planned(
-        Plan(job_id, 0, [[i * 16000, (i + 1) * 16000] for i in range(n)], final=True, samples=n * 16000)
+    book.planned(Plan(job_id, 0, [[0, n * SECOND]], final=True, samples=n * SECOND))
+
+
+def result(chunk: Chunk, text: str, consumed: int | None = None) -> ChunkResult:
+    end = chunk.start + (consumed if consumed is not None else len(chunk.pcm) // 2)
+    seg = Segment(
+        start=chunk.start / SECOND, end=end / SECOND, text=f" {text}", avg_logprob=-0.1, no_speech_prob=0.0
     )
-
-
-def result(job_id: str, index: int, text: str) -> ChunkResult:
-    seg = Segment(start=index, end=index + 1, text=f" {text}", avg_logprob=-0.1, no_speech_prob=0.0)
-    return ChunkResult(job_id, index, [seg], Continuation(job_id, index + 1, context=""), "en", 0.5, 1.0)
+    cont = Continuation(chunk.job_id, chunk.index + 1, next_start=end)
+    return ChunkResult(chunk.job_id, chunk.index, [seg], cont, "en", 0.5, 1.0)
 
 
 def submit(book: JobBook, tmp_path: Path, priority: str, n: int) -> str:
     reply = book.submit_file(SubmitFile(path=str(tmp_path / "x.flac"), priority=priority))
     job_id = reply.data["job"]["id"]
-    Path(book.store.job(job_id).cache_path).write_bytes(b"\x00\x00" * 16000 * n)
+    Path(book.store.job(job_id).cache_path).write_bytes(b"\x00\x00" * SECOND * n)
     plan(book, job_id, n)
     return job_id
 
@@ -107,7 +125,7 @@ def submit(book: JobBook, tmp_path: Path, priority: str, n: int) -> str:
 def run_one(book: JobBook) -> tuple[str, int]:
     job = book.queue.next_chunk()
     chunk = book.chunk_request(job.id)
-    book.chunk_done(result(chunk.job_id, chunk.index, f"{chunk.job_id}-{chunk.index}"))
+    book.chunk_done(result(chunk, f"{chunk.job_id}-{chunk.index}"))
     return chunk.job_id, chunk.index
 
 
@@ -116,9 +134,9 @@ def test_high_priority_runs_right_after_the_chunk_in_flight(book, tmp_path: Path
     low = submit(book, tmp_path, "low", 3)
     job = book.queue.next_chunk()
     chunk = book.chunk_request(job.id)  # low chunk 0 in flight
-    high = book.submit_audio(SubmitAudio(pcm=b"\x00\x00" * 16000)).data["job"]["id"]
+    high = book.submit_audio(SubmitAudio(pcm=b"\x00\x00" * SECOND)).data["job"]["id"]
     assert book.queue.next_chunk().id == high  # the other job is runnable, not the busy one
-    book.chunk_done(result(low, chunk.index, "a"))
+    book.chunk_done(result(chunk, "a"))
     assert [run_one(book) for _ in range(3)] == [(high, 0), (low, 1), (low, 2)]
     kinds = [(e.kind, e.job_id) for e in events if e.kind in ("completed",)]
     assert kinds == [("completed", high), ("completed", low)]
@@ -130,7 +148,7 @@ def test_pause_keeps_the_chunk_in_flight_and_resume_continues(book, tmp_path: Pa
     job_id = submit(book, tmp_path, "normal", 3)
     chunk = book.chunk_request(job_id)
     assert book.pause(job_id).data["job"]["state"] == "paused"
-    book.chunk_done(result(job_id, chunk.index, "zero"))  # committed although paused
+    book.chunk_done(result(chunk, "zero"))  # committed although paused
     assert book.queue.next_chunk() is None
     assert book.store.job(job_id).n_done == 1
     book.resume(job_id)
@@ -143,7 +161,7 @@ def test_cancel_drops_the_late_result_and_frees_the_queue(book, tmp_path: Path) 
     job_id = submit(book, tmp_path, "normal", 3)
     chunk = book.chunk_request(job_id)
     book.cancel(job_id)
-    book.chunk_done(result(job_id, chunk.index, "late"))
+    book.chunk_done(result(chunk, "late"))
     assert book.store.job(job_id).state == "cancelled"
     assert book.store.job(job_id).n_done == 0
     assert book.cancel(job_id).code == "invalid_state"
@@ -179,8 +197,9 @@ def test_recovery_resumes_from_first_uncommitted_chunk(book, tmp_path: Path) -> 
     fresh = JobBook(book.cfg, Store(book.cfg.store_path), book.log, lambda e: None)
     fresh.recover()
     job = fresh.queue.get(job_id)
-    assert (job.next_index, job.in_flight, job.plan_final) == (1, False, True)
-    assert fresh.chunk_request(job_id).index == 1
+    assert (job.next_index, job.position, job.in_flight, job.plan_final) == (1, SECOND, False, True)
+    again = fresh.chunk_request(job_id)
+    assert (again.index, again.start) == (1, SECOND)
 
 
 def test_submit_validation(book, tmp_path: Path) -> None:
@@ -199,13 +218,26 @@ def test_recovery_completes_a_job_whose_last_chunk_was_committed(book, tmp_path:
     job_id = submit(book, tmp_path, "normal", 2)
     run_one(book)
     chunk = book.chunk_request(job_id)
-    book.store.commit_chunk(result(job_id, chunk.index, "last"))  # crash before completion
+    book.store.commit_chunk(result(chunk, "last"), chunk.start, chunk.start + len(chunk.pcm) // 2)
     events: list[Event] = []
     fresh = JobBook(book.cfg, Store(book.cfg.store_path), book.log, events.append)
     fresh.recover()
     assert fresh.store.job(job_id).state == "completed"
     assert [e.kind for e in events] == ["completed"]
     assert fresh.result(job_id).data["text"].endswith("last")
+
+
+def test_partial_consumption_moves_the_next_window(book, tmp_path: Path) -> None:
+    book, _ = book
+    job_id = submit(book, tmp_path, "normal", 2)
+    first = book.chunk_request(job_id)
+    book.chunk_done(result(first, "one", consumed=int(0.6 * SECOND)))
+    second = book.chunk_request(job_id)
+    assert (second.index, second.start, len(second.pcm) // 2) == (1, int(0.6 * SECOND), SECOND)
+    bad = result(second, "x", consumed=0)  # no progress: rejected, the window runs again
+    book.chunk_done(bad)
+    assert book.store.job(job_id).n_done == 1
+    assert book.chunk_request(job_id).start == int(0.6 * SECOND)
 
 
 def test_cancelled_job_has_no_result(book, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def clean_transcript(long_audio: Path) -> list[tuple[float, float, str]]:
 
 def committed(stack: Stack, job_id: str) -> int:
     with sqlite3.connect(stack.cfg.store_path) as db:
-        return db.execute("SELECT COUNT(*) FROM chunks WHERE job_id=? AND done=1", (job_id,)).fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM chunks WHERE job_id=?", (job_id,)).fetchone()[0]
 
 
 def transcribed_chunks(stack: Stack, job_id: str) -> list[int]:

@@ -1,0 +1,57 @@
+"""The transcriber's model wrapper with the real tiny.en model: one decoding window per
+request, and the continuation is exactly where faster-whisper itself would go on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actors.audiofile import decode_to_array
+from actors.model import HOP_SAMPLES, WhisperBackend
+
+WINDOW = 30 * 16000
+OPTIONS = {"language": "en", "beam_size": 5}
+
+
+@pytest.fixture(scope="module")
+def backend() -> WhisperBackend:
+    b = WhisperBackend()
+    b.load()
+    return b
+
+
+def test_stops_after_the_first_window_where_whisper_would_seek(
+    backend: WhisperBackend, long_audio: Path
+) -> None:
+    audio = decode_to_array(long_audio).astype(np.float32) / 32768.0
+    partial = 0
+    for start in (0, WINDOW, 2 * WINDOW):
+        window = audio[start : start + WINDOW]
+        out = backend.transcribe(window, start / 16000, OPTIONS, None)
+        full, _ = backend.model.transcribe(
+            window, language="en", beam_size=5, condition_on_previous_text=False
+        )
+        full = list(full)
+        first = [s for s in full if s.seek == 0]
+        later = [s for s in full if s.seek > 0]
+        assert [s["text"] for s in out.segments] == [s.text for s in first]
+        assert out.segments[0]["start"] == pytest.approx(start / 16000 + first[0].start, abs=1e-3)
+        if later:  # whisper decoded the cut-off tail again: we stopped where it started
+            partial += 1
+            assert out.consumed == later[0].seek * HOP_SAMPLES
+        else:
+            assert out.consumed == len(window)
+    assert partial >= 1  # the early stop really happened with this faster-whisper
+
+
+def test_silence_consumes_the_whole_window(backend: WhisperBackend) -> None:
+    out = backend.transcribe(np.zeros(5 * 16000, np.float32), 0.0, OPTIONS, None)
+    assert out.consumed == 5 * 16000
+
+
+def test_unloadable_model_says_why() -> None:
+    backend = WhisperBackend(model="/nonexistent/model")
+    with pytest.raises(RuntimeError, match=r"cannot load model '/nonexistent/model'.*downloads are off"):
+        backend.load()
