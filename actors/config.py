@@ -39,7 +39,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "ingest": {
         "max_chunk_s": 30.0,
-        "max_gap_s": 5.0,  # a silence longer than this ends a chunk
+        "max_gap_s": 5.0,  # a silence longer than this ends a span and is skipped
         "vad_min_silence_ms": 300,
         "vad_speech_pad_ms": 200,
         "vad_threshold": 0.5,

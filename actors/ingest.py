@@ -20,6 +20,7 @@ from actors import entry
 from actors.audiofile import SAMPLE_RATE, DecodeFailure, decode_to_file
 from actors.chunking import PlanOptions, plan_spans
 from actors.config import Config
+from actors.melref import mel_reference
 from actors.worker import Emit, Worker
 from protocol.codec import Envelope
 from protocol.errors import ErrorCode
@@ -78,14 +79,18 @@ class Ingest(Worker):
             return
         decode_s = time.perf_counter() - started
         pcm = np.memmap(record.cache_path, dtype="<i2", mode="r")
+        mel_max = mel_reference(pcm)  # before any window may run: every window uses it
         spans = 0
         for first, update in plan_spans(pcm, self.plan_options):
             spans = first + len(update)
             if spans > record.first_index:  # earlier spans are stored for good already
                 skip = max(0, record.first_index - first)
-                emit(Plan(job, first + skip, update[skip:], final=False), envelope.id)
+                emit(Plan(job, first + skip, update[skip:], final=False, mel_max=mel_max), envelope.id)
         del pcm
-        emit(Plan(job, spans, [], final=True, samples=samples, decode_s=decode_s), envelope.id)
+        emit(
+            Plan(job, spans, [], final=True, samples=samples, decode_s=decode_s, mel_max=mel_max),
+            envelope.id,
+        )
         self.log.info(
             "planned",
             job=job,

@@ -399,6 +399,7 @@ class JobBook:
             pcm=pcm,
             options=JobOptions.from_wire(row.options),
             context=job.context,
+            mel_max=row.mel_max,
         )
 
     def chunk_done(self, msg: ChunkResult) -> None:
@@ -419,8 +420,8 @@ class JobBook:
                 next_start=cont.next_start,
                 window=[start, end],
             )
-            self.chunk_failed(msg.job_id, msg.index, "the transcriber's continuation does not fit the window")
-            return
+            job.last_error = "the transcriber's result does not fit the window it was given"
+            return  # not in flight any more: the same window is dispatched again
         if not self.store.commit_chunk(msg, start, end):
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
         job.next_index, job.position, job.context = cont.next_index, cont.next_start, cont.context
@@ -456,6 +457,12 @@ class JobBook:
                 row = self._row(msg.job_id)
                 if row is not None:
                     Path(row.cache_path).unlink(missing_ok=True)
+            return
+        if msg.mel_max is not None and not job.mel_max_known:
+            self.store.update_job(msg.job_id, mel_max=msg.mel_max)
+            job.mel_max_known = True
+        if msg.first_index > len(job.spans):
+            self.log.warning("plan_gap", job=msg.job_id, first_index=msg.first_index, spans=len(job.spans))
             return
         if msg.spans or msg.first_index < len(job.spans):
             job.set_spans(msg.first_index, msg.spans)

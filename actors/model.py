@@ -83,6 +83,8 @@ class WhisperBackend:
                 )
             raise RuntimeError(f"cannot load model {self.model_path!r}: {exc}{hint}") from exc
         self.device, self.compute_type = device, compute_type
+        self.features = ReferencedFeatures(self.model.feature_extractor)
+        self.model.feature_extractor = self.features
 
     def transcribe(
         self,
@@ -90,6 +92,7 @@ class WhisperBackend:
         offset_s: float,
         options: dict[str, Any],
         prompt: str | None,
+        mel_max: float | None = None,
     ) -> ChunkOutput:
         """Transcribe one window (float32, 16 kHz, at most 30 s); times are offset to the job.
 
@@ -100,6 +103,7 @@ class WhisperBackend:
         import ctranslate2
 
         ctranslate2.set_random_seed(self.seed)  # temperature fallback samples: keep it repeatable
+        self.features.reference = mel_max
         started = time.perf_counter()
         segments, info = self.model.transcribe(
             audio,
@@ -115,6 +119,28 @@ class WhisperBackend:
         return ChunkOutput(
             [_segment_map(s, offset_s) for s in out], info.language, time.perf_counter() - started, consumed
         )
+
+
+class ReferencedFeatures:
+    """faster-whisper's feature extractor, clamped against a recording-wide reference level.
+
+    The extractor returns (max(logmel, m - 8) + 4) / 4 with m the window's own maximum; with
+    the recording's maximum R >= m, max(that, (R - 4) / 4) is exactly the clamp against R,
+    as bare faster-whisper computes it on the whole file (actors/melref.py).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reference: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> Any:
+        features = self.inner(waveform, padding=padding, chunk_length=chunk_length)
+        if self.reference is not None:
+            features = np.maximum(features, np.float32((self.reference - 4.0) / 4.0))
+        return features
 
 
 def first_window(segments: Any, samples: int) -> tuple[list[Any], int]:

@@ -33,6 +33,7 @@ class QueuedJob:
     plan_final: bool = False
     in_flight: bool = False
     in_flight_window: tuple[int, int] = (0, 0)  # the window dispatched, while in flight
+    mel_max_known: bool = False  # the plan's log-mel reference level is stored
     context: str = ""  # continuation context for the next window
     last_error: str = ""
     max_window: int = MAX_WINDOW_SAMPLES

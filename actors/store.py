@@ -48,7 +48,8 @@ MIGRATIONS: dict[int, str] = {
         decode_s REAL NOT NULL DEFAULT 0,
         compute_s REAL NOT NULL DEFAULT 0,
         position INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0
+        attempts INTEGER NOT NULL DEFAULT 0,
+        mel_max REAL
     );
     CREATE INDEX jobs_state ON jobs(state);
     CREATE TABLE spans (
@@ -129,6 +130,8 @@ class JobRow:
     """Where the next window starts (samples): the last continuation."""
     attempts: int = 0
     """Dispatches of the window at `position` so far."""
+    mel_max: float | None = None
+    """Log-mel reference level of the whole recording (actors/melref.py)."""
     n_spans: int = 0
     """Spans planned so far (not a column: counted from `spans`)."""
     n_done: int = 0
@@ -161,6 +164,7 @@ _JOB_COLUMNS = (
     "compute_s",
     "position",
     "attempts",
+    "mel_max",
 )
 _BOOL_COLUMNS = ("paused", "decoded", "plan_final")
 

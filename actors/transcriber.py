@@ -76,7 +76,9 @@ class Transcriber(Worker):
         conditioning = bool(options.get("condition_on_previous_text"))
         prompt = record.context if (conditioning and record.context) else options.get("initial_prompt")
         try:
-            out = self.backend.transcribe(audio, record.start / record.sample_rate, options, prompt)
+            out = self.backend.transcribe(
+                audio, record.start / record.sample_rate, options, prompt, mel_max=record.mel_max
+            )
         except Exception as exc:
             self.log.exception("chunk_failed", job=record.job_id, chunk=record.index)
             emit(

@@ -66,6 +66,8 @@ class Chunk(Record):
     """Previous window's text when conditioning on previous text."""
     sample_rate: int = 16000
     """Always 16000 in version 1."""
+    mel_max: float | None = None
+    """The job's log-mel reference level (actors/melref.py); None: the window's own."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class Plan(Record):
     """No more spans will follow, and the last one is closed."""
     samples: int = 0
     """With final: total decoded samples."""
+    mel_max: float | None = None
+    """The recording's log-mel reference level (actors/melref.py), in every update."""
     decode_s: float = 0.0
     """With final: seconds spent decoding."""
 

@@ -55,3 +55,26 @@ def test_unloadable_model_says_why() -> None:
     backend = WhisperBackend(model="/nonexistent/model")
     with pytest.raises(RuntimeError, match=r"cannot load model '/nonexistent/model'.*downloads are off"):
         backend.load()
+
+
+def test_windows_are_clamped_like_the_whole_file(long_audio: Path) -> None:
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from actors.melref import mel_reference
+    from actors.model import ReferencedFeatures
+
+    pcm = decode_to_array(long_audio)
+    audio = pcm.astype(np.float32) / 32768.0
+    extractor = FeatureExtractor()
+    whole = extractor(audio)
+    reference = mel_reference(pcm)
+    assert reference == pytest.approx(4 * float(whole.max()) - 4, abs=1e-4)
+    features = ReferencedFeatures(extractor)
+    features.reference = reference
+    start = WINDOW  # frames 3000.. of the whole file
+    window = features(audio[start : start + WINDOW])
+    inner = slice(5, 2995)  # STFT edges see different neighbours
+    expected = whole[:, 3000 + inner.start : 3000 + inner.stop]
+    assert np.allclose(window[:, inner], expected, atol=1e-4)
+    alone = extractor(audio[start : start + WINDOW])
+    assert not np.allclose(alone[:, inner], expected, atol=1e-4)  # what the reference fixes

@@ -581,10 +581,10 @@ def resume_latency(stack: Stack, events: Events, audio: Path) -> dict[str, Any]:
     notes: list[str] = []
     for cycle in range(RESUME_CYCLES):
         view = stack.job(job_id)
-        if view["state"] != "paused" or view["chunks_done"] >= view["chunks"]:
+        if view["state"] != "paused" or view["audio_done_s"] >= (view["duration_s"] or 0) - 30:
             notes.append(
                 f"stopped after {cycle} cycles: job is {view['state']} with "
-                f"{view['chunks_done']}/{view['chunks']} chunks done"
+                f"{view['audio_done_s']:.0f}/{view['duration_s']} s done"
             )
             break
         cmark = events.mark()
