@@ -244,3 +244,23 @@ def test_model_that_fails_to_load_fails_jobs_with_the_reason(utterance: tuple[Pa
         assert final["state"] == "failed"
         assert "cannot load model" in final["error"] and "/nonexistent/model" in final["error"]
         assert s.procs["transcriber"].poll() is None  # the worker stays up
+
+
+def test_say_real_recordings(shared_stack: Stack, real_speech: Path) -> None:
+    """Real human speech through the CLI's `say`: the text matches the reference."""
+    import csv
+
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    with open(real_speech / "manifest.tsv", newline="") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if 2.0 <= float(r["duration_s"]) <= 12.0]
+    picked = [r for r in rows if "jfk" in r["file"]] + rows[1:4]
+    refs, hyps = [], []
+    for row in picked:
+        out = shared_stack.cli("say", str(real_speech / row["file"]))
+        assert out.returncode == 0, out.stderr
+        refs.append(norm(row["reference"]))
+        hyps.append(norm(out.stdout))
+    assert jiwer.wer(refs, hyps) < 0.15, list(zip(refs, hyps, strict=True))
