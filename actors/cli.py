@@ -81,7 +81,7 @@ def wait_jobs(
                 unit="s",
                 position=pos,
                 leave=True,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s audio {postfix}",
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s audio{postfix}",
             )
     jobs: dict[str, dict[str, Any]] = {}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
