@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.client import Client, ClientError, read_events
-from actors.config import Config, ConfigError
+from actors.config import Config, ConfigError, add_arguments
 from actors.formats import FORMATS, RENDERERS, parse_formats, write_outputs
 from protocol.control import (
     PRIORITIES,
@@ -335,14 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 call failed or timed out, 2 usage error. "
         "Settings: config.toml in the user config dir, SOTTOVOCE_SECTION_KEY variables, or --set.",
     )
-    parser.add_argument("--config", type=Path, help="TOML config file (default: user config dir)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a setting, e.g. --set transcriber.model=/models/small; repeatable",
-    )
+    add_arguments(parser)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply (10)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

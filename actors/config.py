@@ -7,6 +7,7 @@ SOTTOVOCE_CONFIG names another; `SOTTOVOCE_TRANSCRIBER_MODEL=small` overrides
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import tomllib
@@ -57,6 +58,18 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "level": "info",
     },
 }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --config and --set options shared by the CLI and every actor."""
+    parser.add_argument("--config", type=Path, help="TOML config file (default: the user config dir)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting, e.g. --set transcriber.model=/models/small; repeatable",
+    )
 
 
 class ConfigError(ValueError):

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from actors.config import Config, ConfigError
+from actors.config import Config, ConfigError, add_arguments
 from actors.logs import setup
 
 
 def start(name: str, description: str | None, argv: list[str] | None) -> tuple[Config, Any]:
     """Parse the actor's arguments, load config, set up logging; returns (config, logger)."""
     parser = argparse.ArgumentParser(prog=f"python -m actors.{name}", description=description)
-    parser.add_argument("--config", type=Path, help="TOML config file (default: the user config dir)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting; repeatable",
-    )
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         cfg = Config.load(path=args.config, overrides=args.set)

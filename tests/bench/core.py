@@ -50,6 +50,7 @@ if str(REPO) not in sys.path:
 import zmq  # noqa: E402
 
 from actors.client import ClientError  # noqa: E402
+from actors.jobs import percentile  # noqa: E402  (the scheduler's definition)
 from actors.model import embedded_model_path  # noqa: E402
 from protocol import ProtocolError, decode  # noqa: E402
 from protocol.control import Cancel, Pause, Resume, Stats  # noqa: E402
@@ -82,15 +83,6 @@ def say(message: str) -> None:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (the scheduler's definition), or None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def rnd(value: float | None, digits: int = 3) -> float | None:
