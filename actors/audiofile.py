@@ -125,6 +125,23 @@ def decode_to_file(path: str | Path, out_path: str | Path) -> DecodeReport:
     return report[0]
 
 
+class PcmFile:
+    """A raw int16 cache file read by slices (`pcm[a:b]`), without mapping it into memory:
+    reading a 10-hour file block by block keeps the process's memory flat."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.shape = (os.path.getsize(self.path) // 2,)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, _ = index.indices(self.shape[0])
+        count = max(0, stop - start)
+        return np.fromfile(self.path, dtype="<i2", count=count, offset=2 * start)
+
+
 def decode_to_array(path: str | Path) -> np.ndarray:
     """Whole file as int16 (for short files: utterances, the CLI's `say`)."""
     blocks = list(iter_pcm(path))

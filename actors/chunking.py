@@ -4,8 +4,9 @@ skipped. The transcriber then walks each span in windows of at most 30 s, contin
 Whisper's own timestamps say the last complete segment ended (see actors/model.py), so a
 window never wastes a decoding pass on a cut-off tail.
 
-VAD runs block by block over a memory-mapped int16 file, so a 10-hour file never sits in
-RAM; a region that touches a block's end is read again with the next block, so a block edge
+VAD runs block by block over the int16 cache (`pcm` is an array or an
+actors.audiofile.PcmFile, sliced one block at a time), so a 10-hour file never sits in RAM;
+a region that touches a block's end is read again with the next block, so a block edge
 never cuts a word. Spans stream out as the VAD advances: the last span of an update may
 still grow and is sent again, with the same index, in the next update. Deterministic: the
 same audio and options give the same spans, so a re-sent plan merges with a stored one.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -32,7 +34,7 @@ class PlanOptions:
     vad_block_s: float = 120.0
 
 
-def region_blocks(pcm: np.ndarray, opts: PlanOptions) -> Iterator[list[tuple[int, int]]]:
+def region_blocks(pcm: Any, opts: PlanOptions) -> Iterator[list[tuple[int, int]]]:
     """Yield, per VAD block, the (start, end) speech regions in samples, in order, no overlap."""
     vad = VadOptions(
         threshold=opts.vad_threshold,
@@ -62,13 +64,13 @@ def region_blocks(pcm: np.ndarray, opts: PlanOptions) -> Iterator[list[tuple[int
         pos, size = next_pos, block
 
 
-def speech_regions(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, int]]:
+def speech_regions(pcm: Any, opts: PlanOptions) -> Iterator[tuple[int, int]]:
     """All speech regions, in order."""
     for regions in region_blocks(pcm, opts):
         yield from regions
 
 
-def plan_spans(pcm: np.ndarray, opts: PlanOptions) -> Iterator[tuple[int, list[list[int]]]]:
+def plan_spans(pcm: Any, opts: PlanOptions) -> Iterator[tuple[int, list[list[int]]]]:
     """Yield (first_index, spans) updates; spans[k] is span first_index + k, [start, end)."""
     max_gap = int(opts.max_gap_s * SAMPLE_RATE)
     spans: list[list[int]] = []

@@ -14,10 +14,8 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from actors import entry
-from actors.audiofile import SAMPLE_RATE, DecodeFailure, decode_to_file
+from actors.audiofile import SAMPLE_RATE, DecodeFailure, PcmFile, decode_to_file
 from actors.chunking import PlanOptions, plan_spans
 from actors.config import Config
 from actors.melref import mel_reference
@@ -78,7 +76,7 @@ class Ingest(Worker):
             emit(DecodeError(job, ErrorCode.DECODE_FAILED, f"{type(exc).__name__}: {exc}"), envelope.id)
             return
         decode_s = time.perf_counter() - started
-        pcm = np.memmap(record.cache_path, dtype="<i2", mode="r")
+        pcm = PcmFile(record.cache_path)
         mel_max = mel_reference(pcm)  # before any window may run: every window uses it
         spans = 0
         for first, update in plan_spans(pcm, self.plan_options):
@@ -86,7 +84,6 @@ class Ingest(Worker):
             if spans > record.first_index:  # earlier spans are stored for good already
                 skip = max(0, record.first_index - first)
                 emit(Plan(job, first + skip, update[skip:], final=False, mel_max=mel_max), envelope.id)
-        del pcm
         emit(
             Plan(job, spans, [], final=True, samples=samples, decode_s=decode_s, mel_max=mel_max),
             envelope.id,

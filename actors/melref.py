@@ -10,13 +10,15 @@ against it (actors/model.py), which makes windowed transcription match bare fast
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-BLOCK_SAMPLES = 300 * 16000  # 5 minutes: about 50 MB of STFT at a time
+BLOCK_SAMPLES = 60 * 16000  # one minute at a time: about 100 MiB peak for the STFT
 
 
-def mel_reference(pcm: np.ndarray) -> float | None:
-    """The maximum log10 mel power over int16 `pcm`, or None for no audio."""
+def mel_reference(pcm: Any) -> float | None:
+    """The maximum log10 mel power over int16 `pcm` (an array or a PcmFile), or None."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
     extractor = FeatureExtractor()
