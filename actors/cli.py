@@ -48,6 +48,10 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
+def _when(stamp: float | None) -> str:
+    return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
 def fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
@@ -230,7 +234,8 @@ def cmd_jobs(args: argparse.Namespace, cfg: Config, client: Client) -> int:
 
 def cmd_job(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     job = client.call(JobStatus(job_id=args.id))["job"]
-    text = "\n".join(f"{k:>13}: {v}" for k, v in job.items() if k != "options")
+    shown = {k: _when(v) if k in ("created", "started", "finished") else v for k, v in job.items()}
+    text = "\n".join(f"{k:>13}: {v}" for k, v in shown.items() if k != "options")
     emit(args, {"job": job}, text)
     return 0
 
