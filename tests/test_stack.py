@@ -264,3 +264,28 @@ def test_say_real_recordings(shared_stack: Stack, real_speech: Path) -> None:
         refs.append(norm(row["reference"]))
         hyps.append(norm(out.stdout))
     assert jiwer.wer(refs, hyps) < 0.15, list(zip(refs, hyps, strict=True))
+
+
+def test_cli_controls_jobs(stack: Stack, long_audio: Path) -> None:
+    """pause, priority, resume, cancel and events through the real CLI."""
+    import json
+
+    sub = stack.subscribe()
+    running = stack.submit_file(long_audio, priority="normal")
+    queued = json.loads(stack.cli("transcribe", str(long_audio), "--priority", "low", "--json").stdout)
+    waiting = queued["jobs"][0]["id"]
+    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == running for e in ev), 60)
+    assert json.loads(stack.cli("pause", running, "--json").stdout)["job"]["state"] == "paused"
+    moved = json.loads(stack.cli("priority", waiting, "high", "--json").stdout)["job"]
+    assert moved["priority"] == "high"
+    # the paused job's chunk in flight commits, then the reprioritised job runs
+    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == waiting for e in ev), 60)
+    assert stack.cli("cancel", waiting).returncode == 0
+    assert stack.wait_job(waiting)["state"] == "cancelled"
+    assert stack.cli("resume", running).returncode == 0
+    assert stack.wait_job(running)["state"] == "completed"
+    listing = json.loads(stack.cli("jobs", "--state", "cancelled", "--json").stdout)["jobs"]
+    assert [j["id"] for j in listing] == [waiting]
+    stats = json.loads(stack.cli("stats", "--json").stdout)
+    assert stats["jobs"]["completed"] == 1 and stats["jobs"]["cancelled"] == 1
+    assert stats["chunk_compute_s"]["p95"] > 0 and stats["chunk_overhead_ms"]["count"] >= 1
