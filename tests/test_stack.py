@@ -188,22 +188,28 @@ def test_transcriber_sigkill_mid_chunk(stack: Stack, long_audio: Path, clean_tra
 
 
 def test_ingest_sigkill_while_planning(stack: Stack, long_audio: Path, tmp_path: Path) -> None:
-    doubled = tmp_path / "doubled.flac"  # long enough that planning is still going on
-    subprocess.run(["sox", str(long_audio), str(long_audio), str(long_audio), str(doubled)], check=True)
+    # speech, 15 minutes of silence, speech: VAD takes over a second, transcription does not
+    silence = tmp_path / "silence.flac"
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "900"], check=True
+    )
+    padded = tmp_path / "padded.flac"
+    subprocess.run(["sox", str(long_audio), str(silence), str(long_audio), str(padded)], check=True)
     sub = stack.subscribe()
-    job = stack.submit_file(doubled, priority="low")
+    job = stack.submit_file(padded, priority="low")
     collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == job for e in ev), 60)
-    planning = not stack.job(job)["plan_final"]
+    assert not stack.job(job)["plan_final"], "planning ended before the kill: nothing tested"
     stack.signal("ingest", signal.SIGKILL)
     stack.start("ingest")
     final = stack.wait_job(job, timeout_s=300)
     assert final["state"] == "completed", final["error"]
     segments = stack.result(job)["segments"]
-    assert segments[-1]["end"] > 2.5 * 90 * 0.9  # the whole file, not only what was planned first
+    assert segments[-1]["end"] > 990 * 0.95  # the second copy too, planned by the new ingest
+    assert not [s for s in segments if 95 < s["start"] < 985]  # the silence was skipped
     starts = [s["start"] for s in segments]
-    assert starts == sorted(starts)  # no chunk planned twice
-    if planning:
-        assert len(stack.log_events("ingest", "decoded")) == 1  # decoded once, re-planned from the cache
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)  # nothing planned twice
+    assert len(stack.log_events("ingest", "decoded")) == 1  # decoded once, re-planned from the cache
+    assert len(stack.log_events("ingest", "planned")) == 1  # the killed ingest never finished
 
 
 # --- bad input --------------------------------------------------------------------------
