@@ -93,6 +93,7 @@ class JobBook:
                     next_index=row.n_done,
                     plan_final=row.plan_final,
                     context=self.store.last_context(row.id),
+                    mel_max_known=row.mel_max is not None,
                 )
             )
             self.log.info(
