@@ -51,8 +51,8 @@ def long_audio(media_dir: Path) -> Path:
         subprocess.run(["sox", str(LONG_FLAC), str(out), "trim", "0", "90"], check=True)
         return out
     need_tool("espeak-ng")
-    parts = [espeak_wav(s, media_dir / f"s{i}.wav", pad_s=0.6) for i, s in enumerate(SENTENCES * 4)]
-    subprocess.run(["sox", *map(str, parts), str(out)], check=True)
+    parts = [espeak_wav(s, media_dir / f"s{i}.wav", pad_s=0.6) for i, s in enumerate(SENTENCES * 5)]
+    subprocess.run(["sox", *map(str, parts), str(out), "trim", "0", "90"], check=True)
     return out
 
 

@@ -38,11 +38,11 @@ def test_stops_after_the_first_window_where_whisper_would_seek(
         later = [s for s in full if s.seek > 0]
         assert [s["text"] for s in out.segments] == [s.text for s in first]
         assert out.segments[0]["start"] == pytest.approx(start / 16000 + first[0].start, abs=1e-3)
+        partial += out.consumed < len(window)
         if later:  # whisper decoded the cut-off tail again: we stopped where it started
-            partial += 1
             assert out.consumed == later[0].seek * HOP_SAMPLES
-        else:
-            assert out.consumed == len(window)
+        else:  # whole window, or a tail whisper decoded to nothing: it starts the next window
+            assert 0 < out.consumed <= len(window)
     assert partial >= 1  # the early stop really happened with this faster-whisper
 
 
