@@ -106,6 +106,14 @@ class JobBook:
             )
             if self.queue.jobs[row.id].finished:  # crashed between last commit and completion
                 self._finish(row.id, "completed")
+        self._sweep_cache()
+
+    def _sweep_cache(self) -> None:
+        """Delete cache files of jobs that ended while no one could clean up (crashes)."""
+        for path in self.cfg.cache_dir.iterdir():
+            if path.name.split(".", 1)[0] not in self.queue:
+                path.unlink(missing_ok=True)
+                self.log.info("cache_swept", file=path.name)
 
     # --- submissions --------------------------------------------------------------------
 

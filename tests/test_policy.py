@@ -246,3 +246,14 @@ def test_cancelled_job_has_no_result(book, tmp_path: Path) -> None:
     book.cancel(job_id)
     reply = book.result(job_id)
     assert (reply.code, "cancelled" in reply.reason) == ("invalid_state", True)
+
+
+def test_recovery_sweeps_caches_of_ended_jobs(book, tmp_path: Path) -> None:
+    book, _ = book
+    alive = submit(book, tmp_path, "normal", 2)
+    cache = book.cfg.cache_dir
+    (cache / "deadbeef0000.pcm").write_bytes(b"\x00\x00")
+    (cache / "deadbeef0000.pcm.part").write_bytes(b"\x00\x00")
+    fresh = JobBook(book.cfg, Store(book.cfg.store_path), book.log, lambda e: None)
+    fresh.recover()
+    assert sorted(p.name for p in cache.iterdir()) == [f"{alive}.pcm"]
