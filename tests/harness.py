@@ -76,10 +76,11 @@ class Stack:
     # --- processes --------------------------------------------------------------------
 
     def start(self, *names: str) -> Stack:
+        """Start actors by module name; "transcriber#2" starts a second transcriber."""
         for name in names or ACTORS:
             out = open(self.root / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"actors.{name}"],
+                [sys.executable, "-m", f"actors.{name.split('#')[0]}"],
                 env=self.env,
                 stdout=out,
                 stderr=out,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from actors.client import read_events
-from protocol.control import Pause, Resume
+from protocol.control import Pause, Ping, Resume
 from tests.harness import Stack, collect_events, pcm16, poll
 
 pytestmark = pytest.mark.stack
@@ -295,3 +295,26 @@ def test_cli_controls_jobs(stack: Stack, long_audio: Path) -> None:
     stats = json.loads(stack.cli("stats", "--json").stdout)
     assert stats["jobs"]["completed"] == 1 and stats["jobs"]["cancelled"] == 1
     assert stats["chunk_compute_s"]["p95"] > 0 and stats["chunk_overhead_ms"]["count"] >= 1
+
+
+def test_two_transcribers_share_the_queue(long_audio: Path, clean_transcript) -> None:
+    with Stack() as s:
+        s.start("scheduler", "ingest", "transcriber", "transcriber#2")
+        s.wait_ready()
+        poll(lambda: len(s.client.call(Ping(actor="transcriber"))["workers"]) == 2, 60)
+        sub = s.subscribe()
+        jobs = [s.submit_file(long_audio, priority="low") for _ in range(2)]
+        events = collect_events(sub, lambda ev: sum(e.kind == "completed" for e in ev) == 2, 300)
+        workers = {e.data["worker"] for e in events if e.kind == "dispatched"}
+        assert len(workers) == 2  # both did work, one job each at a time
+        assert [transcript(s, j) for j in jobs] == [clean_transcript, clean_transcript]
+
+
+def test_silence_completes_with_an_empty_transcript(shared_stack: Stack, tmp_path: Path) -> None:
+    silence = tmp_path / "silence.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "8"], check=True
+    )
+    job = shared_stack.submit_file(silence)
+    assert shared_stack.wait_job(job)["state"] == "completed"
+    assert shared_stack.result(job)["text"] == ""
