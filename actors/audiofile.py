@@ -112,17 +112,28 @@ def iter_pcm(path: str | Path, report: list[DecodeReport] | None = None) -> Iter
 def decode_to_file(path: str | Path, out_path: str | Path) -> DecodeReport:
     """Stream-decode `path` into `out_path` as raw int16; memory stays bounded."""
     report: list[DecodeReport] = []
-    tmp = Path(f"{out_path}.part")
+    # unique per writer: two ingest workers may decode the same job after a scheduler restart
+    tmp = Path(f"{out_path}.{os.getpid()}.{os.urandom(4).hex()}.part")
     try:
         with open(tmp, "wb") as out:
             for block in iter_pcm(path, report):
                 out.write(block.astype("<i2", copy=False).tobytes())
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, out_path)
+        os.replace(tmp, out_path)  # identical bytes if another worker got there first
+        fsync_dir(Path(out_path).parent)
     finally:
         tmp.unlink(missing_ok=True)
     return report[0]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (the store already says the file exists)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class PcmFile:

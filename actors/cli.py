@@ -135,6 +135,16 @@ def job_options(args: argparse.Namespace) -> JobOptions:
     )
 
 
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output stems: the file's stem, with -2, -3, ... when two inputs share one."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}")
+    return stems
+
+
 def cmd_transcribe(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     formats = parse_formats(args.format)
     paths = [Path(p).expanduser().resolve() for p in args.files]
@@ -165,12 +175,12 @@ def cmd_transcribe(args: argparse.Namespace, cfg: Config, client: Client) -> int
         sub.close(linger=0)
     out_dir = Path(args.output_dir).expanduser() if args.output_dir else Path.cwd()
     report, failed = [], False
-    for path, job_id in zip(paths, ids, strict=True):
+    for path, job_id, stem in zip(paths, ids, unique_stems(paths), strict=True):
         job = final[job_id]
         entry: dict[str, Any] = {"job": job, "file": str(path)}
         if job["state"] == "completed":
             result = client.call(FetchResult(job_id=job_id))
-            entry["outputs"] = [str(p) for p in write_outputs(result, out_dir / path.stem, formats)]
+            entry["outputs"] = [str(p) for p in write_outputs(result, out_dir / stem, formats)]
         else:
             failed = True
         report.append(entry)
@@ -300,7 +310,7 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
 
 def cmd_events(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     sub = client.subscribe(args.topic.encode())
-    deadline = time.monotonic() + args.duration if args.duration else None
+    deadline = None if args.duration is None else time.monotonic() + args.duration
     try:
         while deadline is None or time.monotonic() < deadline:
             window = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))

@@ -11,6 +11,7 @@ import argparse
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,19 @@ class Config:
                 env[f"SOTTOVOCE_{section}_{key}".upper()] = text
         return env
 
+    def _path(self, name: str, default: Callable[[str], str]) -> Path:
+        """A configured directory: `~` expanded; relative paths are refused, because every
+        actor and the CLI run in their own working directories."""
+        raw = self.get(name)
+        path = Path(raw).expanduser() if raw else Path(default(APP))
+        if not path.is_absolute():
+            raise ConfigError(f"{name} must be an absolute path, got {raw!r}")
+        return path
+
     @property
     def runtime_dir(self) -> Path:
         """Private directory (0700) for the ipc sockets; created on first use."""
-        raw = self.get("paths.runtime_dir")
-        path = Path(raw) if raw else Path(platformdirs.user_runtime_dir(APP))
+        path = self._path("paths.runtime_dir", platformdirs.user_runtime_dir)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         if stat.S_IMODE(path.stat().st_mode) != 0o700:
             path.chmod(0o700)
@@ -171,8 +180,7 @@ class Config:
     @property
     def data_dir(self) -> Path:
         """Store, audio cache and logs."""
-        raw = self.get("paths.data_dir")
-        path = Path(raw) if raw else Path(platformdirs.user_data_dir(APP))
+        path = self._path("paths.data_dir", platformdirs.user_data_dir)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)  # transcripts are private
         return path
 

@@ -8,6 +8,7 @@ the next chunk of any job is dispatched. No sockets here: the Scheduler calls in
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import deque
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actors.audiofile import fsync_dir
 from actors.config import Config
 from actors.policy import PRIORITY_NAME, PRIORITY_RANK, JobQueue, QueuedJob
 from actors.store import FINAL_STATES, JobRow, Store
@@ -48,12 +50,26 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
+
+
+def plan_problem(msg: Plan, stored: int, spans: list[list[int]]) -> str:
+    """Why a PLAN cannot be applied to a job with `stored` spans, or "" if it can."""
+    if not 0 <= msg.first_index <= stored:
+        return f"first_index {msg.first_index} with {stored} spans stored"
+    previous = spans[msg.first_index - 1][1] if msg.first_index else 0
+    for span in msg.spans:
+        if len(span) != 2 or not previous <= span[0] < span[1]:
+            return f"span {span} is not an ordered [start, end) after {previous}"
+        previous = span[1]
+    if msg.final and msg.samples < previous:
+        return f"spans end at {previous} but the audio has {msg.samples} samples"
+    return ""
 
 
 class JobBook:
@@ -183,6 +199,7 @@ class JobBook:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, row.cache_path)
+        fsync_dir(self.cfg.cache_dir)
         row.decoded, row.samples = True, samples
         row.state, row.plan_final = "ready", True  # one span: no planning round trip
         self.store.insert_job(row, [[0, samples]])
@@ -204,6 +221,8 @@ class JobBook:
             source=row.source,
             duration_s=samples / SAMPLE_RATE,
         )
+        if job.finished:  # shorter than the shortest window: nothing to transcribe
+            self._finish(row.id, "completed")
         return _ok(job=self.view(row))
 
     # --- queries ------------------------------------------------------------------------
@@ -453,10 +472,10 @@ class JobBook:
 
     def chunk_failed(self, job_id: str, index: int, reason: str) -> None:
         job = self.queue.get(job_id)
-        if job is None or index != job.next_index:
+        if job is None:
             return
         job.in_flight = False  # the same window is dispatched again, up to max_chunk_attempts
-        job.last_error = reason
+        job.last_error = reason if index == job.next_index else f"{reason} (reported for chunk {index})"
         self.log.warning("chunk_error", job=job_id, chunk=index, reason=reason)
 
     def planned(self, msg: Plan) -> None:
@@ -470,12 +489,14 @@ class JobBook:
         if msg.mel_max is not None and not job.mel_max_known:
             self.store.update_job(msg.job_id, mel_max=msg.mel_max)
             job.mel_max_known = True
-        if msg.first_index > len(job.spans):
-            self.log.warning("plan_gap", job=msg.job_id, first_index=msg.first_index, spans=len(job.spans))
+        problem = plan_problem(msg, len(job.spans), job.spans)
+        if problem:
+            self.log.error("plan_invalid", job=msg.job_id, problem=problem)
+            self.decode_failed(msg.job_id, f"ingest sent an invalid plan: {problem}")
             return
         if msg.spans or msg.first_index < len(job.spans):
-            job.set_spans(msg.first_index, msg.spans)
             self.store.set_spans(msg.job_id, msg.first_index, msg.spans)
+            job.set_spans(msg.first_index, msg.spans)
         if msg.final:
             self.store.finish_plan(msg.job_id, msg.samples, msg.decode_s)
             job.plan_final, job.state = True, "ready"
@@ -516,9 +537,9 @@ class JobBook:
         self._finish(job_id, "failed", reason)
 
     def _finish(self, job_id: str, state: str, reason: str = "") -> None:
-        job = self.queue.remove(job_id)
         now = time.time()
         self.store.update_job(job_id, state=state, error=reason, finished=now)
+        job = self.queue.remove(job_id)
         row = self._row(job_id)
         assert row is not None
         if not (job and job.state == "decoding" and not job.plan_final):

@@ -100,7 +100,7 @@ class Runner:
         if self.already_running():
             self.say(
                 f"sottovoce: a stack is already running on {self.cfg.runtime_dir}; "
-                "stop it first, or set paths.runtime_dir for a second one"
+                "stop it first, or set paths.runtime_dir and paths.data_dir for a second one"
             )
             return 1
         for name in self.actors:

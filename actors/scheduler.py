@@ -60,7 +60,24 @@ R = TypeVar("R")
 
 
 class SchedulerRunning(RuntimeError):
-    """Another scheduler owns this runtime dir."""
+    """Another scheduler owns this runtime dir or this store."""
+
+
+def take_lock(path: Path, what: str) -> Any:
+    """An exclusive flock on `path` (holding our pid) for as long as the process lives."""
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        raise SchedulerRunning(
+            f"another scheduler (pid {lock.read().strip() or '?'}) already uses {what} ({lock.name})"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 @dataclass
@@ -103,7 +120,6 @@ class Scheduler:
         self.running = True
         self.started = time.time()
         self.counters = {"bad_frames": 0, "errors_replied": 0, "requests": 0}
-        self._lock = self._take_lock()
         self.control = self._bind(zmq.ROUTER, "control")
         self.work = self._bind(zmq.ROUTER, "work")
         self.events = self._bind(zmq.PUB, "events")
@@ -128,22 +144,6 @@ class Scheduler:
             Plan: self.handle_plan,
             DecodeError: self.handle_decode_error,
         }
-
-    def _take_lock(self) -> Any:
-        """One scheduler per runtime dir: a second one would steal the first one's sockets."""
-        lock = (self.cfg.runtime_dir / "scheduler.lock").open("a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise SchedulerRunning(
-                f"another scheduler (pid {lock.read().strip() or '?'}) holds {lock.name}"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
-        return lock
 
     def _bind(self, kind: int, name: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -490,14 +490,17 @@ class Scheduler:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, log = entry.start("scheduler", __doc__, argv)
-    store = Store(cfg.store_path)
-    try:
-        scheduler = Scheduler(cfg, store, log)
+    try:  # one scheduler per socket dir (it would steal the sockets) and per store
+        locks = [
+            take_lock(cfg.runtime_dir / "scheduler.lock", "this runtime dir"),
+            take_lock(cfg.data_dir / "scheduler.lock", "this data dir"),
+        ]
     except SchedulerRunning as exc:
         log.error("already_running", reason=str(exc))
         print(f"sottovoce scheduler: {exc}", file=sys.stderr)
         return 1
-    scheduler.run()
+    Scheduler(cfg, Store(cfg.store_path), log).run()
+    del locks
     return 0
 
 

@@ -81,3 +81,23 @@ def test_runtime_dir_is_private(tmp_path: Path) -> None:
     cfg = Config.load(path=tmp_path / "x.toml", overrides=[f"paths.runtime_dir={tmp_path}/run"])
     assert (cfg.runtime_dir.stat().st_mode & 0o777) == 0o700
     assert cfg.endpoint("control") == f"ipc://{tmp_path}/run/control"
+
+
+def test_output_stems_never_collide() -> None:
+    from actors.cli import unique_stems
+
+    assert unique_stems([Path("a/talk.wav"), Path("b/talk.wav"), Path("talk.mp3"), Path("x.ogg")]) == [
+        "talk",
+        "talk-2",
+        "talk-3",
+        "x",
+    ]
+
+
+def test_relative_data_dir_is_refused(tmp_path: Path) -> None:
+    cfg = Config.load(path=tmp_path / "x.toml", overrides=["paths.data_dir=data"])
+    with pytest.raises(ConfigError, match="absolute"):
+        _ = cfg.data_dir
+    home = Config.load(path=tmp_path / "x.toml", overrides=["paths.data_dir=~/sv-data"])
+    assert str(home.get("paths.data_dir")) == "~/sv-data"
+    assert not str(home._path("paths.data_dir", lambda app: "")).startswith("~")

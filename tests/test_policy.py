@@ -257,3 +257,39 @@ def test_recovery_sweeps_caches_of_ended_jobs(book, tmp_path: Path) -> None:
     fresh = JobBook(book.cfg, Store(book.cfg.store_path), book.log, lambda e: None)
     fresh.recover()
     assert sorted(p.name for p in cache.iterdir()) == [f"{alive}.pcm"]
+
+
+def test_invalid_plans_fail_the_job_instead_of_corrupting_it(book, tmp_path: Path) -> None:
+    book, _ = book
+    for bad in (
+        Plan("x", -1, [[0, 100]], final=False),
+        Plan("x", 3, [[0, 100]], final=False),
+        Plan("x", 0, [[100, 50]], final=False),
+        Plan("x", 0, [[0, 10, 20]], final=False),
+        Plan("x", 0, [[0, 100], [50, 200]], final=False),
+        Plan("x", 0, [[0, 100]], final=True, samples=50),
+    ):
+        reply = book.submit_file(SubmitFile(path=str(tmp_path / "x.flac")))
+        job_id = reply.data["job"]["id"]
+        book.decode_request(job_id)
+        book.planned(Plan(job_id, bad.first_index, bad.spans, bad.final, bad.samples))
+        row = book.store.job(job_id)
+        assert row.state == "failed" and "invalid plan" in row.error, bad
+        assert book.store.spans(job_id) == []
+
+
+def test_a_chunk_error_for_another_index_still_frees_the_job(book, tmp_path: Path) -> None:
+    book, _ = book
+    job_id = submit(book, tmp_path, "normal", 2)
+    chunk = book.chunk_request(job_id)
+    book.chunk_failed(job_id, chunk.index + 5, "odd")
+    assert book.queue.next_chunk().id == job_id
+
+
+def test_percentile_is_nearest_rank() -> None:
+    from actors.jobs import percentile
+
+    assert percentile([1, 2], 50) == 1
+    assert percentile(list(range(1, 11)), 50) == 5
+    assert percentile(list(range(1, 11)), 95) == 10
+    assert percentile([], 50) is None

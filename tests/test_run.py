@@ -56,3 +56,21 @@ def test_run_starts_the_stack_and_stops_it(how: str) -> None:
         finally:
             if run.poll() is None:
                 run.kill()
+
+
+def test_a_second_scheduler_on_the_same_store_is_refused() -> None:
+    with Stack() as stack:
+        stack.start("scheduler")
+        stack.wait_ready(roles=())
+        env = {**stack.env, "SOTTOVOCE_PATHS_RUNTIME_DIR": str(stack.root / "run2")}
+        second = subprocess.run(
+            [sys.executable, "-m", "actors.scheduler"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "already uses this data dir" in second.stderr
+        assert stack.procs["scheduler"].poll() is None
