@@ -114,3 +114,15 @@ def test_video_without_audio_fails(tmp_path: Path) -> None:
             out.mux(packet)
     with pytest.raises(DecodeFailure, match="no audio stream"):
         decode_to_file(path, tmp_path / "out.pcm")
+
+
+def test_two_concurrent_decodes_of_one_job_both_succeed(long_audio: Path, tmp_path: Path) -> None:
+    """After a scheduler restart two ingest workers may decode the same job at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "job.pcm"
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: decode_to_file(long_audio, out), range(2)))
+    assert reports[0] == reports[1]
+    assert out.stat().st_size == 2 * reports[0].samples
+    assert [p.name for p in tmp_path.iterdir()] == ["job.pcm"]  # no temp file left
