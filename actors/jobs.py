@@ -18,11 +18,13 @@ from typing import Any
 
 from actors.audiofile import fsync_dir
 from actors.config import Config
+from actors.history import History
+from actors.latency import derive
 from actors.policy import PRIORITY_NAME, PRIORITY_RANK, JobQueue, QueuedJob
 from actors.store import FINAL_STATES, JobRow, Store
-from protocol.control import JobOptions, Reply, SubmitAudio, SubmitFile
+from protocol.control import JobOptions, Reply, Report, SubmitAudio, SubmitFile
 from protocol.errors import ErrorCode
-from protocol.events import Event
+from protocol.events import REPORTED_KINDS, Event
 from protocol.work import Chunk, ChunkResult, Decode, Plan
 
 SAMPLE_RATE = 16000
@@ -85,6 +87,9 @@ class JobBook:
         self.overhead_s: deque[float] = deque(maxlen=1000)
         """Per chunk: dispatch-to-result time minus the model's compute time."""
         self.defaults = {key: cfg.get(f"defaults.{key}") for key in OPTION_KEYS if key != "initial_prompt"}
+        self.history = History(cfg, store, log)
+        self.models: dict[str, str] = {}
+        """Per unfinished job: model of the transcriber that committed its latest window."""
 
     def emit(self, event: str, job_id: str, /, **data: Any) -> None:
         self.publish(Event(kind=event, job_id=job_id, data=data))
@@ -123,6 +128,7 @@ class JobBook:
             if self.queue.jobs[row.id].finished:  # crashed between last commit and completion
                 self._finish(row.id, "completed")
         self._sweep_cache()
+        self.history.enforce_retention()
 
     def _sweep_cache(self) -> None:
         """Delete cache files of jobs that ended while no one could clean up (crashes)."""
@@ -202,6 +208,8 @@ class JobBook:
         fsync_dir(self.cfg.cache_dir)
         row.decoded, row.samples = True, samples
         row.state, row.plan_final = "ready", True  # one span: no planning round trip
+        row.marks = {**req.marks, "received": time.time()}
+        row.mel_max = req.mel_max
         self.store.insert_job(row, [[0, samples]])
         job = QueuedJob(
             id=row.id,
@@ -210,6 +218,7 @@ class JobBook:
             state="ready",
             plan_final=True,
             spans=[[0, samples]],
+            mel_max_known=req.mel_max is not None,
         )
         self.queue.add(job)
         self.emit(
@@ -263,6 +272,7 @@ class JobBook:
             "compute_s": round(row.compute_s, 3),
             "language": row.language,
             "options": row.options,
+            "marks": row.marks,
         }
 
     def _row(self, job_id: str) -> JobRow | None:
@@ -295,6 +305,51 @@ class JobBook:
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
         return _ok(job=self.view(row), segments=segments, text=text, language=row.language)
 
+    def ptt_latency(self) -> dict[str, Any]:
+        """p50/p95 of release-to-text and release-to-result over recent push-to-talk jobs."""
+        derived = [derive(m) for m in self.store.ptt_marks(1000)]
+        out = {}
+        for name in ("release_to_text", "release_to_result"):
+            values = [d[name] for d in derived if name in d]
+            out[name] = {
+                "p50": percentile(values, 50),
+                "p95": percentile(values, 95),
+                "count": len(values),
+            }
+        return out
+
+    # --- members' reports and history -------------------------------------------------------
+
+    def report(self, req: Report) -> Reply:
+        """Publish a member's event; `delivered` also completes the job's latency record."""
+        if req.kind not in REPORTED_KINDS:
+            return _error(
+                ErrorCode.INVALID_ARGUMENT,
+                f"cannot report {req.kind!r}; one of {', '.join(REPORTED_KINDS)}",
+            )
+        if req.kind != "delivered":
+            self.emit(req.kind, "", **req.data)
+            return _ok()
+        row = self._row(req.job_id)
+        if row is None:
+            return _error(ErrorCode.NOT_FOUND, f"no job {req.job_id!r}")
+        added = req.data.get("marks")
+        if isinstance(added, dict):
+            row.marks.update({k: float(v) for k, v in added.items() if isinstance(v, int | float)})
+        latency = derive(row.marks)
+        self.store.update_job(row.id, marks=row.marks)
+        self.store.set_history_latency(row.id, latency)
+        self.emit("delivered", row.id, **{**req.data, "marks": row.marks, "latency": latency})
+        return _ok()
+
+    def list_history(self, search: str, limit: int) -> Reply:
+        if limit < 0:
+            return _error(ErrorCode.INVALID_ARGUMENT, f"limit must be 0 (all) or more, got {limit}")
+        return _ok(**self.history.entries(search, limit))
+
+    def clear_history(self) -> Reply:
+        return _ok(deleted=self.store.clear_history())
+
     def stats(self) -> dict[str, Any]:
         timings = self.store.chunk_timings(1000)
         compute = [c for c, _ in timings]
@@ -311,6 +366,7 @@ class JobBook:
                 "p95": _ms(percentile(list(self.overhead_s), 95)),
                 "count": len(self.overhead_s),
             },
+            "ptt_latency_s": self.ptt_latency(),
         }
 
     # --- control of running jobs ----------------------------------------------------------
@@ -418,7 +474,11 @@ class JobBook:
             return None
         job.in_flight, job.in_flight_window = True, window
         if row.started is None:
-            self.store.update_job(job_id, started=time.time())
+            now = time.time()
+            if row.kind == "audio":
+                self.store.update_job(job_id, started=now, marks={**row.marks, "dispatched": now})
+            else:
+                self.store.update_job(job_id, started=now)
             self.emit("started", job_id, wait_s=round(time.time() - row.created, 3))
         return Chunk(
             job_id=job_id,
@@ -430,7 +490,7 @@ class JobBook:
             mel_max=row.mel_max,
         )
 
-    def chunk_done(self, msg: ChunkResult) -> None:
+    def chunk_done(self, msg: ChunkResult, model: str = "") -> None:
         job = self.queue.get(msg.job_id)
         if job is None:
             self.log.info("result_dropped", job=msg.job_id, chunk=msg.index, why="job finished")
@@ -452,6 +512,9 @@ class JobBook:
             return  # not in flight any more: the same window is dispatched again
         if not self.store.commit_chunk(msg, start, end):
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
+        if model and self.models.get(msg.job_id) != model:
+            self.models[msg.job_id] = model
+            self.store.update_job(msg.job_id, model=model)
         job.next_index, job.position, job.context = cont.next_index, cont.next_start, cont.context
         job.last_error = ""
         self.emit(
@@ -538,10 +601,15 @@ class JobBook:
 
     def _finish(self, job_id: str, state: str, reason: str = "") -> None:
         now = time.time()
-        self.store.update_job(job_id, state=state, error=reason, finished=now)
-        job = self.queue.remove(job_id)
         row = self._row(job_id)
         assert row is not None
+        fields: dict[str, Any] = {"state": state, "error": reason, "finished": now}
+        if row.kind == "audio":
+            row.marks[state] = now
+            fields["marks"] = row.marks
+        self.store.update_job(job_id, **fields)
+        job = self.queue.remove(job_id)
+        self.models.pop(job_id, None)
         if not (job and job.state == "decoding" and not job.plan_final):
             Path(row.cache_path).unlink(missing_ok=True)  # else when ingest reports back
         data: dict[str, Any] = {
@@ -564,6 +632,8 @@ class JobBook:
             if row.kind == "audio":
                 segments = self.store.segments(job_id)
                 data["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+                data["marks"] = row.marks
+                self.history.record(row, data["text"])
         if reason:
             data["reason"] = reason
         self.log.info(f"job_{state}", job=job_id, **{k: v for k, v in data.items() if k != "text"})

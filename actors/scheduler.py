@@ -31,12 +31,15 @@ from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
 from protocol.codec import Envelope, peek_id
 from protocol.control import (
     Cancel,
+    ClearHistory,
     FetchResult,
     JobStatus,
+    ListHistory,
     ListJobs,
     Pause,
     Ping,
     Reply,
+    Report,
     Resume,
     SetPriority,
     Stats,
@@ -56,6 +59,9 @@ from protocol.work import (
 )
 
 SENDER = "scheduler"
+WORKER_ROLES = ("transcriber", "ingest")
+MEMBER_ROLES = ("audio", "hotkey", "deliver")
+"""Members say READY and heartbeat so their health is known; they never get tasks."""
 R = TypeVar("R")
 
 
@@ -116,7 +122,7 @@ class Scheduler:
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness = int(cfg.get("scheduler.heartbeat_liveness"))
         self.workers: dict[bytes, WorkerInfo] = {}
-        self.idle: dict[str, deque[bytes]] = {"transcriber": deque(), "ingest": deque()}
+        self.idle: dict[str, deque[bytes]] = {role: deque() for role in WORKER_ROLES}
         self.running = True
         self.started = time.time()
         self.counters = {"bad_frames": 0, "errors_replied": 0, "requests": 0}
@@ -135,6 +141,9 @@ class Scheduler:
             FetchResult: self.handle_fetch_result,
             Ping: self.handle_ping,
             Stats: self.handle_stats,
+            Report: self.book.report,
+            ListHistory: lambda req: self.book.list_history(req.search, req.limit),
+            ClearHistory: lambda _req: self.book.clear_history(),
         }
         self.work_handlers: dict[type[Record], Callable[[bytes, Envelope, Any], None]] = {
             Ready: self.handle_ready,
@@ -276,18 +285,19 @@ class Scheduler:
                     "uptime_s": round(time.time() - self.started, 3),
                 },
             )
-        if req.actor not in self.idle:
+        if req.actor not in (*WORKER_ROLES, *MEMBER_ROLES):
             return Reply(
                 status="error",
                 code=ErrorCode.INVALID_ARGUMENT,
-                reason=f"unknown actor {req.actor!r}; ping scheduler, ingest or transcriber",
+                reason=f"unknown actor {req.actor!r}; ping scheduler, "
+                + ", ".join((*WORKER_ROLES, *MEMBER_ROLES)),
             )
         workers = [self._worker_view(w) for w in self.workers.values() if w.role == req.actor]
         if not workers:
             return Reply(
                 status="error",
                 code=ErrorCode.NOT_FOUND,
-                reason=f"no {req.actor} worker is connected to the scheduler",
+                reason=f"no {req.actor} actor is connected to the scheduler",
             )
         return Reply(status="ok", data={"actor": req.actor, "workers": workers})
 
@@ -344,19 +354,23 @@ class Scheduler:
     def handle_ready(self, identity: bytes, _env: Envelope, msg: Ready) -> None:
         if identity in self.workers:
             self.drop_worker(identity, "re-registered")
-        if msg.role not in self.idle:
+        if msg.role not in (*WORKER_ROLES, *MEMBER_ROLES):
             self.send_worker(identity, Disconnect(reason=f"unknown role {msg.role!r}"))
             return
         self.workers[identity] = WorkerInfo(
             identity, msg.role, msg.name, msg.pid, msg.model, msg.health, msg.detail
         )
-        self.idle[msg.role].append(identity)
+        if msg.role in self.idle:
+            self.idle[msg.role].append(identity)
         self.log.info("worker_ready", role=msg.role, worker=msg.name, health=msg.health)
 
     def handle_heartbeat(self, identity: bytes, _env: Envelope, msg: Heartbeat) -> None:
         """last_seen is refreshed for every message; here: a worker idle while we think it
         busy has lost its task (a reply went missing), so the task is dispatched again."""
         worker = self.workers[identity]
+        if msg.health and (msg.health, msg.detail) != (worker.health, worker.detail):
+            worker.health, worker.detail = msg.health, msg.detail
+            self.log.info("health_changed", role=worker.role, worker=worker.name, health=msg.health)
         if worker.task and not msg.busy and time.monotonic() - worker.task.sent > 2 * self.interval_s:
             task = worker.task
             self.log.warning("task_vanished", worker=worker.name, kind=task.kind, job=task.job_id)
@@ -375,7 +389,8 @@ class Scheduler:
     def _release(self, identity: bytes) -> None:
         worker = self.workers[identity]
         worker.task = None
-        self.idle[worker.role].append(identity)
+        if worker.role in self.idle:
+            self.idle[worker.role].append(identity)
 
     def handle_chunk_result(self, identity: bytes, env: Envelope, msg: ChunkResult) -> None:
         if not self._take_task(identity, env, "chunk", msg.job_id):
@@ -384,7 +399,7 @@ class Scheduler:
         assert task is not None
         self.book.overhead_s.append(time.monotonic() - task.sent - msg.compute_s)
         self._release(identity)
-        self.book.chunk_done(msg)
+        self.book.chunk_done(msg, model=self.workers[identity].model)
 
     def handle_chunk_error(self, identity: bytes, env: Envelope, msg: ChunkError) -> None:
         if not self._take_task(identity, env, "chunk", msg.job_id):
@@ -417,7 +432,7 @@ class Scheduler:
 
     def drop_worker(self, identity: bytes, why: str) -> None:
         worker = self.workers.pop(identity)
-        if identity in self.idle[worker.role]:
+        if identity in self.idle.get(worker.role, ()):
             self.idle[worker.role].remove(identity)
         self.log.warning(
             "worker_lost",

@@ -20,7 +20,7 @@ from typing import Any
 
 from protocol.work import ChunkResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -94,6 +94,11 @@ MIGRATIONS: dict[int, str] = {
         latency TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    2: """
+    ALTER TABLE jobs ADD COLUMN marks TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE jobs ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    CREATE INDEX history_created ON history(created)
+    """,
 }
 
 ACTIVE_STATES = ("queued", "decoding", "ready")
@@ -132,6 +137,10 @@ class JobRow:
     """Dispatches of the window at `position` so far."""
     mel_max: float | None = None
     """Log-mel reference level of the whole recording (actors/melref.py)."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Push-to-talk latency marks (SPEC.md 16.5)."""
+    model: str = ""
+    """Model of the transcriber that committed the latest window."""
     n_spans: int = 0
     """Spans planned so far (not a column: counted from `spans`)."""
     n_done: int = 0
@@ -165,7 +174,10 @@ _JOB_COLUMNS = (
     "position",
     "attempts",
     "mel_max",
+    "marks",
+    "model",
 )
+_JSON_COLUMNS = ("options", "marks")
 _BOOL_COLUMNS = ("paused", "decoded", "plan_final")
 
 
@@ -223,7 +235,8 @@ class Store:
     def insert_job(self, job: JobRow, spans: list[list[int]] | None = None) -> None:
         """Store a new job, with its spans when already known, in one transaction."""
         values = [getattr(job, c) for c in _JOB_COLUMNS]
-        values[_JOB_COLUMNS.index("options")] = json.dumps(job.options)
+        for name in _JSON_COLUMNS:
+            values[_JOB_COLUMNS.index(name)] = json.dumps(getattr(job, name))
         with self.transaction() as db:
             db.execute(
                 f"INSERT INTO jobs({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
@@ -245,11 +258,13 @@ class Store:
             if name not in _JOB_COLUMNS:
                 raise KeyError(name)
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
+        values = [json.dumps(v) if n in _JSON_COLUMNS else v for n, v in fields.items()]
+        db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*values, job_id])
 
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
         data = {c: row[c] for c in _JOB_COLUMNS}
-        data["options"] = json.loads(data["options"])
+        for name in _JSON_COLUMNS:
+            data[name] = json.loads(data[name])
         for name in _BOOL_COLUMNS:
             data[name] = bool(data[name])
         job = JobRow(**data)
@@ -400,3 +415,94 @@ class Store:
             (limit,),
         ).fetchall()
         return [(float(r["compute_s"]), float(r["audio_s"])) for r in rows]
+
+    def ptt_marks(self, limit: int = 1000) -> list[dict[str, float]]:
+        """Latency marks of the latest completed push-to-talk jobs."""
+        rows = self.db.execute(
+            "SELECT marks FROM jobs WHERE source = 'ptt' AND state = 'completed' "
+            "ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [json.loads(r["marks"]) for r in rows]
+
+    # --- push-to-talk history ---------------------------------------------------------
+
+    def add_history(self, entry: HistoryRow) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO history(job_id, created, text, duration_s, language, model, latency)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.job_id,
+                    entry.created,
+                    entry.text,
+                    entry.duration_s,
+                    entry.language,
+                    entry.model,
+                    json.dumps(entry.latency),
+                ),
+            )
+
+    def set_history_latency(self, job_id: str, latency: dict[str, float]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE history SET latency = ? WHERE job_id = ?", (json.dumps(latency), job_id))
+
+    def history(self, search: str = "", limit: int = 50) -> tuple[list[HistoryRow], int]:
+        """Entries newest first (all when limit is 0), and the total stored."""
+        query, args = "SELECT * FROM history", list[Any]()
+        if search:
+            query += " WHERE instr(lower(text), lower(?)) > 0"
+            args.append(search)
+        query += " ORDER BY created DESC, id DESC"
+        if limit:
+            query += " LIMIT ?"
+            args.append(limit)
+        rows = self.db.execute(query, args).fetchall()
+        total = int(self.db.execute("SELECT COUNT(*) AS n FROM history").fetchone()["n"])
+        entries = [
+            HistoryRow(
+                id=r["id"],
+                job_id=r["job_id"],
+                created=r["created"],
+                text=r["text"],
+                duration_s=r["duration_s"],
+                language=r["language"],
+                model=r["model"],
+                latency=json.loads(r["latency"]),
+            )
+            for r in rows
+        ]
+        return entries, total
+
+    def clear_history(self) -> int:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM history").rowcount
+
+    def prune_history(self, older_than: float | None, keep: int) -> int:
+        """Delete entries created before `older_than` (epoch s), then all but the newest `keep`
+        (0: no limit). Returns how many were deleted."""
+        with self.transaction() as db:
+            deleted = 0
+            if older_than is not None:
+                deleted += db.execute("DELETE FROM history WHERE created < ?", (older_than,)).rowcount
+            if keep > 0:
+                deleted += db.execute(
+                    "DELETE FROM history WHERE id NOT IN "
+                    "(SELECT id FROM history ORDER BY created DESC, id DESC LIMIT ?)",
+                    (keep,),
+                ).rowcount
+            return deleted
+
+
+@dataclass
+class HistoryRow:
+    """One push-to-talk dictation as remembered."""
+
+    job_id: str
+    created: float
+    text: str
+    duration_s: float
+    language: str
+    model: str
+    latency: dict[str, float] = field(default_factory=dict)
+    id: int = 0

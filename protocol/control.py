@@ -64,6 +64,10 @@ class SubmitAudio(Record):
     """Free text shown in listings."""
     source: str = "cli"
     """Who submitted."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Latency marks so far (SPEC.md 16.5), epoch seconds."""
+    mel_max: float | None = None
+    """The recording's log-mel reference level; None: each window's own."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class Ping(Record):
 
     TYPE = "ping"
     actor: str = "scheduler"
-    """scheduler, ingest or transcriber."""
+    """scheduler, or a role: ingest, transcriber, audio, hotkey, deliver."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,37 @@ class Stats(Record):
     """Queue depths, counters and timing percentiles."""
 
     TYPE = "stats"
+
+
+@dataclass(frozen=True)
+class Report(Record):
+    """A member asks the scheduler to publish an event (SPEC.md 16.3)."""
+
+    TYPE = "report"
+    kind: str
+    """recording, dropped, device or delivered."""
+    job_id: str = ""
+    """The job, for delivered."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The event's data."""
+
+
+@dataclass(frozen=True)
+class ListHistory(Record):
+    """Push-to-talk history, newest first."""
+
+    TYPE = "list_history"
+    search: str = ""
+    """Case-insensitive substring of the text; empty: all."""
+    limit: int = 50
+    """At most this many; 0: all."""
+
+
+@dataclass(frozen=True)
+class ClearHistory(Record):
+    """Delete every history entry."""
+
+    TYPE = "clear_history"
 
 
 @dataclass(frozen=True)
@@ -174,4 +209,7 @@ REQUESTS: tuple[type[Record], ...] = (
     FetchResult,
     Ping,
     Stats,
+    Report,
+    ListHistory,
+    ClearHistory,
 )

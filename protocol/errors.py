@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     DECODE_FAILED = "decode_failed"  # the file is not usable audio
     MODEL_UNAVAILABLE = "model_unavailable"  # the transcriber could not load its model
     CHUNK_FAILED = "chunk_failed"  # the model raised on a chunk
+    DEVICE_UNAVAILABLE = "device_unavailable"  # ptt start while the microphone is down
     INTERNAL = "internal"  # a bug; the reason says where
 
 

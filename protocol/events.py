@@ -19,7 +19,12 @@ EVENT_KINDS = (
     "completed",
     "failed",
     "cancelled",
+    "delivered",
 )
+PTT_KINDS = ("recording", "dropped", "device")
+"""Audio events (SPEC.md 16.6): topic `ptt.<kind>`, no job."""
+REPORTED_KINDS = (*PTT_KINDS, "delivered")
+"""Kinds a member may ask the scheduler to publish (REPORT)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ class Event(Record):
 
     TYPE = "event"
     kind: str
-    """One of EVENT_KINDS."""
+    """One of EVENT_KINDS or PTT_KINDS."""
     job_id: str
     data: dict[str, Any] = field(default_factory=dict)
     """Kind-specific fields (SPEC.md lists them)."""
@@ -36,4 +41,5 @@ class Event(Record):
     @property
     def topic(self) -> bytes:
         """The subscription topic for this event."""
-        return f"job.{self.kind}".encode()
+        family = "ptt" if self.kind in PTT_KINDS else "job"
+        return f"{family}.{self.kind}".encode()

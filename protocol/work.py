@@ -16,7 +16,7 @@ class Ready(Record):
 
     TYPE = "ready"
     role: str
-    """transcriber or ingest."""
+    """transcriber or ingest; members: audio, hotkey, deliver."""
     name: str
     """Human-readable worker name (host:pid)."""
     pid: int
@@ -36,6 +36,10 @@ class Heartbeat(Record):
     TYPE = "heartbeat"
     busy: bool = False
     """Worker: a task is in progress."""
+    health: str = ""
+    """Member: ok or degraded; empty: unchanged."""
+    detail: str = ""
+    """Member: why degraded."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,16 @@ from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
 from protocol.codec import TYPES
 from protocol.control import (
     Cancel,
+    ClearHistory,
     FetchResult,
     JobOptions,
     JobStatus,
+    ListHistory,
     ListJobs,
     Pause,
     Ping,
     Reply,
+    Report,
     Resume,
     SetPriority,
     Stats,
@@ -27,6 +30,7 @@ from protocol.control import (
     SubmitFile,
 )
 from protocol.events import Event
+from protocol.ptt import Ptt
 from protocol.work import (
     Chunk,
     ChunkError,
@@ -59,6 +63,12 @@ EXAMPLES = [
         source="watcher",
     ),
     SubmitAudio(pcm=b"\x00\x01" * 100, priority="high", options=JobOptions(word_timestamps=True)),
+    SubmitAudio(pcm=b"\x00\x01", source="ptt", marks={"key_up": 1.5, "submitted": 2.0}, mel_max=1.25),
+    Report(kind="delivered", job_id="abc", data={"mode": "clipboard", "marks": {"delivered": 3.0}}),
+    ListHistory(search="hello", limit=0),
+    ClearHistory(),
+    Ptt(action="stop", at=12.5, origin="hotkey"),
+    Ptt(action="cancel", reason="tap"),
     JobStatus(job_id="abc"),
     Cancel(job_id="abc"),
     Pause(job_id="abc"),
@@ -72,6 +82,7 @@ EXAMPLES = [
     Reply(status="ok", data={"job": {"id": "x", "n": [1, 2]}}),
     Ready(role="transcriber", name="t@h:1", pid=1, model="tiny.en", health="degraded", detail="x"),
     Heartbeat(busy=True),
+    Heartbeat(health="degraded", detail="no display"),
     Disconnect(reason="who?"),
     Chunk(
         job_id="j",
