@@ -15,13 +15,15 @@ from typing import Any
 
 from actors.client import Client, ClientError, read_events
 from actors.config import Config, ConfigError, add_arguments
-from actors.formats import FORMATS, RENDERERS, parse_formats, write_outputs
+from actors.formats import FORMATS, RENDERERS, parse_formats, write_atomic, write_outputs
 from protocol.control import (
     PRIORITIES,
     Cancel,
+    ClearHistory,
     FetchResult,
     JobOptions,
     JobStatus,
+    ListHistory,
     ListJobs,
     Pause,
     Ping,
@@ -31,6 +33,7 @@ from protocol.control import (
     SubmitAudio,
     SubmitFile,
 )
+from protocol.ptt import Ptt
 
 FINAL = ("completed", "failed", "cancelled")
 STATUS_POLL_S = 1.0
@@ -298,6 +301,10 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
         "jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(data["jobs"].items())) or "none"),
         f"chunk compute: p50 {fmt_s(p['p50'])}, p95 {fmt_s(p['p95'])} over {data['chunks_measured']} chunks; "
         f"real-time factor {data['real_time_factor']}",
+        "push-to-talk release to text: "
+        + _pcts(data["ptt_latency_s"]["release_to_text"])
+        + "; release to result: "
+        + _pcts(data["ptt_latency_s"]["release_to_result"]),
         "workers: "
         + (
             ", ".join(f"{w['name']} ({'busy' if w['busy'] else 'idle'})" for w in data["workers"])
@@ -306,6 +313,12 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     ]
     emit(args, data, "\n".join(lines))
     return 0
+
+
+def _pcts(p: dict[str, Any]) -> str:
+    if not p["count"]:
+        return "none yet"
+    return f"p50 {fmt_s(p['p50'])}, p95 {fmt_s(p['p95'])} over {p['count']}"
 
 
 def cmd_events(args: argparse.Namespace, cfg: Config, client: Client) -> int:
@@ -331,6 +344,53 @@ def cmd_events(args: argparse.Namespace, cfg: Config, client: Client) -> int:
         pass
     finally:
         sub.close(linger=0)
+    return 0
+
+
+def cmd_ptt(args: argparse.Namespace, cfg: Config, client: Client) -> int:
+    ptt = Client(cfg, timeout_s=args.timeout, endpoint="ptt")
+    try:
+        data = ptt.call(Ptt(action=args.action, at=time.time(), origin="cli"))
+    finally:
+        ptt.close()
+    state = "recording" if data["recording"] else "idle"
+    text = f"{data['outcome']}: {state}"
+    if data["recording"]:
+        text += f" ({data['duration_s']:.1f}s)"
+    if args.action == "status":
+        text += (
+            f"; device {data.get('device') or '-'} ({data.get('health')}) {data.get('detail', '')}".rstrip()
+        )
+    emit(args, data, text)
+    return 0
+
+
+def history_line(entry: dict[str, Any]) -> str:
+    latency = entry["latency"].get("release_to_text")
+    shown = f"{latency:.2f}s" if latency is not None else "-"
+    return f"{_when(entry['created'])}  {entry['duration_s']:5.1f}s  {shown:>6}  {entry['text']}"
+
+
+def cmd_history(args: argparse.Namespace, cfg: Config, client: Client) -> int:
+    if args.action == "clear":
+        data = client.call(ClearHistory())
+        emit(args, data, f"deleted {data['deleted']} entries")
+        return 0
+    limit = 0 if args.action == "export" else args.limit
+    data = client.call(ListHistory(search=args.search or "", limit=limit))
+    if args.action == "list":
+        lines = [history_line(e) for e in data["entries"]]
+        emit(args, data, "\n".join(lines) or "no history")
+        return 0
+    if args.format == "json":
+        out = json.dumps(data["entries"], ensure_ascii=False, indent=2) + "\n"
+    else:
+        out = "".join(f"[{_when(e['created'])}] {e['text']}\n" for e in reversed(data["entries"]))
+    if args.output:
+        write_atomic(Path(args.output).expanduser(), out)
+        print(f"{len(data['entries'])} entries written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(out)
     return 0
 
 
@@ -380,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "run",
         cmd_run,
-        "start scheduler, ingest and transcriber in the foreground; Ctrl+C stops them",
+        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver) in the foreground; "
+        "Ctrl+C stops them",
         parents=[],
     )
     p = add(
@@ -421,10 +482,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--format", choices=FORMATS, default="txt")
     p = add("ping", cmd_ping, "check that an actor is alive (request: ping)")
-    p.add_argument("actor", nargs="?", default="scheduler", choices=("scheduler", "ingest", "transcriber"))
-    add("stats", cmd_stats, "queue depths, job counts, chunk timings (request: stats)")
+    p.add_argument(
+        "actor",
+        nargs="?",
+        default="scheduler",
+        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver"),
+    )
+    add("stats", cmd_stats, "queue depths, job counts, chunk timings, push-to-talk latency (request: stats)")
+    p = add(
+        "ptt",
+        cmd_ptt,
+        "push-to-talk from a shell: bind `sottovoce ptt toggle` to a desktop shortcut "
+        "(request: ptt, to the audio actor)",
+    )
+    p.add_argument(
+        "action",
+        choices=("start", "stop", "toggle", "cancel", "status"),
+        help="start or stop recording, toggle between the two, cancel (discard), or show the state",
+    )
+    p = add(
+        "history",
+        cmd_history,
+        "push-to-talk history: list (default, newest first), export, or clear "
+        "(requests: list_history, clear_history)",
+    )
+    p.add_argument("action", nargs="?", choices=("list", "export", "clear"), default="list")
+    p.add_argument("--search", help="only entries whose text contains this (case-insensitive)")
+    p.add_argument("--limit", type=int, default=20, help="list at most this many (20; 0: all)")
+    p.add_argument("--format", choices=("txt", "json"), default="txt", help="export format (txt)")
+    p.add_argument("--output", help="export to this file instead of standard output")
     p = add("events", cmd_events, "print the live event stream (events endpoint)")
-    p.add_argument("--topic", default="job.", help="subscription prefix, e.g. job.completed")
+    p.add_argument(
+        "--topic", default="", help="subscription prefix, e.g. job.completed or ptt. (default: everything)"
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     return parser
 

@@ -43,8 +43,12 @@ class CallFailed(ClientError):
 
 
 class Client:
-    def __init__(self, cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S, name: str = "cli") -> None:
+    def __init__(
+        self, cfg: Config, timeout_s: float = DEFAULT_TIMEOUT_S, name: str = "cli", endpoint: str = "control"
+    ) -> None:
+        """`endpoint`: the scheduler's `control`, or the audio actor's `ptt` (same dialog)."""
         self.cfg = cfg
+        self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.name = f"{name}-{os.getpid()}"
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -52,9 +56,10 @@ class Client:
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
-            endpoint = self.cfg.endpoint("control")
+            endpoint = self.cfg.endpoint(self.endpoint)
             if not Path(endpoint.removeprefix("ipc://")).exists():
-                raise StackNotRunning(f"the stack is not running (no socket at {endpoint}); {RUN_HINT}")
+                who = "the stack is" if self.endpoint == "control" else "the audio actor is"
+                raise StackNotRunning(f"{who} not running (no socket at {endpoint}); {RUN_HINT}")
             self._sock = self.ctx.socket(zmq.DEALER)
             self._sock.setsockopt(zmq.LINGER, 0)
             self._sock.connect(endpoint)
@@ -85,7 +90,7 @@ class Client:
         self.close()
         raise CallTimeout(
             f"no reply to {record.TYPE} within {timeout_s or self.timeout_s:.0f} s; "
-            f"is the scheduler running? {RUN_HINT}"
+            f"is the {'scheduler' if self.endpoint == 'control' else 'audio actor'} running? {RUN_HINT}"
         )
 
     def call(self, record: Record, timeout_s: float | None = None) -> dict[str, Any]:

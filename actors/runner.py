@@ -1,4 +1,4 @@
-"""`sottovoce run`: the core actors as child processes in the foreground, for a quick local
+"""`sottovoce run`: every actor as a child process in the foreground, for a quick local
 run. A child that dies is started again (with back-off); Ctrl+C or SIGTERM stops them all,
 scheduler last. The supervisor-launched stack (deploy/) is the long-running way."""
 
@@ -17,7 +17,7 @@ from actors.client import Client, ClientError
 from actors.config import Config
 from protocol.control import Ping
 
-ACTORS = ("scheduler", "ingest", "transcriber")
+ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver")
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_MAX_S = 30.0
@@ -83,6 +83,22 @@ class Runner:
             client.close()
         return False
 
+    def degraded(self) -> list[str]:
+        """One line per actor that runs but cannot do its job (no display, no microphone)."""
+        client = Client(self.cfg, timeout_s=2.0, name="run")
+        lines = []
+        try:
+            for actor in self.actors[1:]:
+                try:
+                    for w in client.call(Ping(actor=actor))["workers"]:
+                        if w["health"] != "ok":
+                            lines.append(f"{actor} is degraded: {w['detail']}")
+                except ClientError:
+                    pass
+        finally:
+            client.close()
+        return lines
+
     @staticmethod
     def _connected(client: Client, actor: str) -> bool:
         try:
@@ -110,6 +126,8 @@ class Runner:
                 f"sottovoce is running ({', '.join(self.actors)}); sockets in "
                 f"{self.cfg.runtime_dir}, data in {self.cfg.data_dir}. Ctrl+C stops it."
             )
+            for line in self.degraded():
+                self.say(f"sottovoce: {line}")
         elif not self.stopping:
             self.say(
                 "sottovoce: not every actor came up; see the logs in "

@@ -419,8 +419,7 @@ class Store:
     def ptt_marks(self, limit: int = 1000) -> list[dict[str, float]]:
         """Latency marks of the latest completed push-to-talk jobs."""
         rows = self.db.execute(
-            "SELECT marks FROM jobs WHERE source = 'ptt' AND state = 'completed' "
-            "ORDER BY seq DESC LIMIT ?",
+            "SELECT marks FROM jobs WHERE source = 'ptt' AND state = 'completed' ORDER BY seq DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [json.loads(r["marks"]) for r in rows]

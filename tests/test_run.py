@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from actors.runner import ACTORS
 from tests.harness import REPO, Stack, poll
 
 
@@ -44,7 +45,7 @@ def test_run_starts_the_stack_and_stops_it(how: str) -> None:
         run = start_run(stack)
         try:
             stack.wait_ready()  # scheduler, ingest and transcriber all answer
-            kids = poll(lambda: children(run.pid) if len(children(run.pid)) == 3 else None, 30)
+            kids = poll(lambda: children(run.pid) if len(children(run.pid)) == len(ACTORS) else None, 30)
             second = stack.cli("run", timeout_s=60)
             assert second.returncode == 1 and "already running" in second.stderr
             run.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)

@@ -1,0 +1,309 @@
+"""Audio actor: owns the microphone and turns push-to-talk into high-priority jobs.
+
+Binds the `ptt` endpoint (SPEC.md 16.2) and serves PTT requests from the hotkey actor and
+`sottovoce ptt`. The stream stays open so the Recorder (actors/recorder.py) always has the
+pre-roll. A finished utterance is checked with VAD: one without speech is dropped with an
+event; one with speech is submitted (SUBMIT-AUDIO, priority high, source ptt) with its
+latency marks. A submit that fails (scheduler down) is kept and retried, never lost. A
+failed or silent device is reported, closed and reopened with back-off (SPEC.md 16.4).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from actors import entry
+from actors.client import Client, ClientError
+from actors.config import Config
+from actors.link import SchedulerLink
+from actors.microphone import SAMPLE_RATE, Microphone, MicrophoneError
+from actors.recorder import Recorder, Utterance
+from actors.speech import speech_seconds
+from protocol import ErrorCode, ProtocolError, decode, encode
+from protocol.codec import peek_id
+from protocol.control import JobOptions, Reply, Report, SubmitAudio
+from protocol.ptt import PTT_ACTIONS, Ptt
+
+POLL_MS = 20  # how often captured blocks are moved from PortAudio's queue to the recorder
+REOPEN_MIN_S = 0.25
+SUBMIT_TIMEOUT_S = 3.0
+SUBMIT_RETRY_S = 1.0
+WINDOW_SAMPLES = 30 * SAMPLE_RATE
+
+
+class AudioActor:
+    def __init__(self, cfg: Config, log: Any, microphone: Microphone | None = None) -> None:
+        self.cfg = cfg
+        self.log = log
+        ms = SAMPLE_RATE // 1000
+        self.recorder = Recorder(
+            preroll=int(cfg.get("audio.preroll_ms")) * ms,
+            postroll=int(cfg.get("audio.postroll_ms")) * ms,
+            max_samples=int(float(cfg.get("audio.max_utterance_s")) * SAMPLE_RATE),
+        )
+        self.min_speech_s = int(cfg.get("audio.min_speech_ms")) / 1000
+        self.vad_threshold = float(cfg.get("audio.vad_threshold"))
+        self.retry_max_s = float(cfg.get("audio.retry_max_s"))
+        self.language = cfg.get("audio.language") or None
+        self.mic = microphone or Microphone(cfg.get("audio.device"), int(cfg.get("audio.stall_ms")) / 1000)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.link = SchedulerLink(cfg, "audio", log)
+        self.client = Client(cfg, timeout_s=SUBMIT_TIMEOUT_S, name="audio")
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.endpoint_path = Path(cfg.endpoint("ptt").removeprefix("ipc://"))
+        self.endpoint_path.unlink(missing_ok=True)
+        self.router.bind(cfg.endpoint("ptt"))
+        self.reopen_at: float | None = 0.0  # open at the first turn
+        self.reopen_s = REOPEN_MIN_S
+        self.device_problem = ""
+        self.unsent: deque[SubmitAudio] = deque()
+        self.retry_submit_at = 0.0
+        self.running = True
+
+    # --- device --------------------------------------------------------------------------
+
+    def open_device(self) -> None:
+        try:
+            self.mic.open()
+        except MicrophoneError as exc:
+            self.device_down(str(exc))
+            return
+        self.reopen_at, self.reopen_s = None, REOPEN_MIN_S
+        self.link.set_health("ok")
+        self.log.info("device_open", device=self.mic.name)
+        if self.device_problem:
+            self.report("device", state="recovered", device=self.mic.name, detail="", retry_in_s=0)
+        self.device_problem = ""
+
+    def device_down(self, reason: str) -> None:
+        """Close the stream, report once per outage, and schedule a reopen with back-off."""
+        self.mic.close()
+        if self.recorder.state == "tail":  # the post-roll will not come: keep what we have
+            self.finish(self.recorder.finish_now())
+        if reason != self.device_problem:
+            self.log.warning("device_lost", reason=reason, retry_in_s=self.reopen_s)
+            self.report("device", state="lost", device=self.mic.name, detail=reason, retry_in_s=self.reopen_s)
+        self.device_problem = reason
+        self.link.set_health("degraded", f"microphone: {reason}")
+        self.reopen_at = time.monotonic() + self.reopen_s
+        self.reopen_s = min(self.reopen_s * 2, self.retry_max_s)
+
+    def pump(self) -> None:
+        """Move captured audio into the recorder; check the device; reopen when due."""
+        if self.mic.is_open:
+            for block in self.mic.read():
+                utterance = self.recorder.feed(block)
+                if utterance is not None:
+                    self.finish(utterance)
+            problem = self.mic.problem()
+            if problem:
+                self.device_down(problem)
+        elif self.reopen_at is not None and time.monotonic() >= self.reopen_at:
+            self.open_device()
+
+    # --- ptt requests ----------------------------------------------------------------------
+
+    def on_request(self, frames: list[bytes]) -> None:
+        identity, payload = frames[0], frames[-1]
+        parent = ""
+        try:
+            envelope, record = decode(payload)
+            parent = envelope.id
+            if not isinstance(record, Ptt):
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{envelope.type} is not a ptt request")
+            reply = self.handle(record)
+        except ProtocolError as exc:
+            parent = parent or peek_id(payload)
+            reply = Reply(status="error", code=exc.code, reason=exc.reason)
+        except Exception as exc:  # the barrier: reply, keep recording
+            self.log.exception("ptt_crashed")
+            reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
+        self.router.send_multipart([identity, *frames[1:-1], encode(reply, self.link.name, parent=parent)])
+
+    def handle(self, req: Ptt) -> Reply:
+        at = req.at or time.time()
+        rec = self.recorder
+        action = req.action
+        if action not in PTT_ACTIONS:
+            return Reply(
+                status="error",
+                code=ErrorCode.INVALID_ARGUMENT,
+                reason=f"unknown action {action!r}; one of {', '.join(PTT_ACTIONS)}",
+            )
+        if action == "toggle":
+            action = "stop" if rec.state == "recording" else "start"
+        outcome = "ignored"
+        if action == "start" and not rec.recording:
+            if not self.mic.is_open:
+                return Reply(
+                    status="error",
+                    code=ErrorCode.DEVICE_UNAVAILABLE,
+                    reason=f"the microphone is unavailable: {self.device_problem or 'not open yet'}",
+                )
+            self.pump()  # the pre-roll must be current
+            rec.start(at, req.origin)
+            outcome = "started"
+            self.report("recording", state="started", utterance=rec.id, origin=req.origin)
+        elif action == "stop" and rec.state == "recording":
+            rec.stop(at)
+            outcome = "stopped"
+            self.report(
+                "recording", state="stopped", utterance=rec.id, origin=req.origin, duration_s=rec.duration_s
+            )
+            if not self.mic.is_open:  # lost mid-recording: no post-roll will come
+                self.finish(rec.finish_now())
+        elif action == "cancel" and rec.recording:
+            utterance, duration = rec.id, rec.duration_s
+            rec.cancel()
+            outcome = "cancelled"
+            reason = req.reason or "cancelled"
+            self.report("dropped", utterance=utterance, reason=reason, duration_s=duration, speech_s=0.0)
+        self.log.info("ptt", action=req.action, outcome=outcome, origin=req.origin)
+        data: dict[str, Any] = {
+            "outcome": outcome,
+            "recording": rec.recording,
+            "utterance": rec.id,
+            "duration_s": round(rec.duration_s, 3),
+        }
+        if req.action == "status":
+            data.update(device=self.mic.name, health=self.link.health, detail=self.link.detail)
+        return Reply(status="ok", data=data)
+
+    # --- utterances ------------------------------------------------------------------------
+
+    def finish(self, utterance: Utterance | None) -> None:
+        """Drop an utterance without speech; submit one with speech."""
+        if utterance is None:
+            return
+        if utterance.capped:
+            utterance.key_up = time.time()
+            self.report(
+                "recording",
+                state="capped",
+                utterance=utterance.id,
+                origin=utterance.origin,
+                duration_s=len(utterance.pcm) / SAMPLE_RATE,
+            )
+        duration = len(utterance.pcm) / SAMPLE_RATE
+        speech = speech_seconds(utterance.pcm, self.vad_threshold) if len(utterance.pcm) else 0.0
+        if speech < self.min_speech_s:
+            self.log.info("dropped", utterance=utterance.id, duration_s=duration, speech_s=speech)
+            self.report(
+                "dropped",
+                utterance=utterance.id,
+                reason="no_speech" if len(utterance.pcm) else "empty",
+                duration_s=round(duration, 3),
+                speech_s=round(speech, 3),
+            )
+            return
+        mel_max = None
+        if len(utterance.pcm) > WINDOW_SAMPLES:  # windowed like a file: one reference level
+            from actors.melref import mel_reference
+
+            mel_max = mel_reference(utterance.pcm)
+        marks = {"key_down": utterance.key_down, "key_up": utterance.key_up, "submitted": time.time()}
+        self.unsent.append(
+            SubmitAudio(
+                pcm=utterance.pcm.astype("<i2").tobytes(),
+                priority="high",
+                options=JobOptions(language=self.language),
+                label=f"utterance {utterance.id}",
+                source="ptt",
+                marks=marks,
+                mel_max=mel_max,
+            )
+        )
+        self.submit_pending()
+
+    def submit_pending(self) -> None:
+        """Submit kept utterances in order; on failure keep them and retry later."""
+        while self.unsent:
+            try:
+                job = self.client.call(self.unsent[0])["job"]
+            except ClientError as exc:
+                self.log.warning("submit_failed", reason=str(exc), kept=len(self.unsent))
+                self.retry_submit_at = time.monotonic() + SUBMIT_RETRY_S
+                return
+            request = self.unsent.popleft()
+            self.log.info(
+                "submitted", job=job["id"], label=request.label, audio_s=len(request.pcm) / 2 / SAMPLE_RATE
+            )
+
+    def report(self, kind: str, **data: Any) -> None:
+        """Ask the scheduler to publish an event; events are best effort."""
+        try:
+            self.client.call(Report(kind=kind, data=data), timeout_s=1.0)
+        except ClientError as exc:
+            self.log.info("report_failed", kind=kind, reason=str(exc))
+
+    # --- loop ------------------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        speech_seconds(np.zeros(SAMPLE_RATE, np.int16), self.vad_threshold)  # load VAD before the first key
+        self.log.info("started", endpoint=self.cfg.endpoint("ptt"))
+        while self.running:
+            poller = zmq.Poller()
+            poller.register(self.router, zmq.POLLIN)
+            if self.link.socket is not None:
+                poller.register(self.link.socket, zmq.POLLIN)
+            try:
+                ready = dict(poller.poll(min(POLL_MS, self.link.timeout_ms())))
+            except zmq.ZMQError:
+                if not self.running:
+                    break
+                raise
+            if self.router in ready:
+                for _ in range(100):
+                    try:
+                        frames = self.router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.on_request(frames)
+            if self.link.socket is not None and self.link.socket in ready:
+                self.link.on_readable()
+            self.link.tick()
+            self.pump()
+            if self.unsent and time.monotonic() >= self.retry_submit_at:
+                self.submit_pending()
+        self.close()
+
+    def close(self) -> None:
+        if self.unsent:
+            self.log.error("utterances_unsent", count=len(self.unsent))
+        self.mic.close()
+        self.router.close(linger=0)
+        self.endpoint_path.unlink(missing_ok=True)
+        self.client.close()
+        self.link.close()
+        self.log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, log = entry.start("audio", __doc__, argv)
+    lock = (cfg.runtime_dir / "audio.lock").open("a+")
+    try:  # one microphone owner per runtime dir: a second would steal the ptt socket
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("sottovoce audio: another audio actor already runs for this runtime dir", file=sys.stderr)
+        return 1
+    AudioActor(cfg, log).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Deliver actor: puts each completed push-to-talk text where the user wants it.
+
+Subscribes to `job.completed`; for a job with source `ptt` and text it copies the text to the
+clipboard (actors/clipboard.py: xclip, xsel or wl-copy) and, per `deliver.mode`, also types
+it at the cursor or pastes it and restores the previous clipboard. Then it sends REPORT
+`delivered` with its `delivered` mark, so the scheduler completes the job's latency record
+(SPEC.md 16.3). Delivery runs in a thread, so typing a long text never stops heartbeats.
+Jobs that complete while this actor is down are not delivered late (that text would land at
+a surprising moment); they are in `sottovoce history`.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from actors import entry
+from actors.client import Client, ClientError
+from actors.clipboard import Clipboard, ClipboardError, Typist
+from actors.config import Config
+from actors.link import SchedulerLink
+from protocol import ProtocolError, decode
+from protocol.control import Report
+from protocol.events import Event
+
+MODES = ("clipboard", "type", "paste")
+HEALTH_POLL_MS = 250
+
+
+class DeliverActor:
+    def __init__(self, cfg: Config, log: Any) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.mode = cfg.get("deliver.mode")
+        if self.mode not in MODES:
+            raise ValueError(f"deliver.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        self.restore_after_s = int(cfg.get("deliver.restore_after_ms")) / 1000
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.link = SchedulerLink(cfg, "deliver", log)
+        self.sub: zmq.Socket | None = None
+        self.todo: queue.Queue[Event | None] = queue.Queue()
+        self.clipboard: Clipboard | None = None
+        self.typist: Typist | None = None
+        self.running = True
+        self.health_seen: tuple[str, str] | None = None
+        """Set by the delivery thread; the main loop passes it to the link (not thread-safe)."""
+        self.thread = threading.Thread(target=self._deliver_loop, name="deliver", daemon=True)
+
+    def setup_outputs(self) -> None:
+        """Find the clipboard tool (and keyboard); degraded health says what is missing."""
+        try:
+            self.clipboard = Clipboard(tool=self.cfg.get("deliver.clipboard_tool"))
+            if self.mode in ("type", "paste"):
+                self.typist = Typist(paste_chord=self.cfg.get("deliver.paste_keys"))
+        except (ClipboardError, ValueError) as exc:
+            self.log.warning("delivery_unavailable", reason=str(exc))
+            self.link.set_health("degraded", f"cannot deliver: {exc}")
+            return
+        self.link.set_health("ok")
+        self.log.info("delivering", mode=self.mode, clipboard=self.clipboard.name)
+
+    def subscribe(self) -> zmq.Socket:
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"job.completed")
+        sub.connect(self.cfg.endpoint("events"))  # connects even before the scheduler binds
+        return sub
+
+    # --- delivery thread -------------------------------------------------------------------
+
+    def _deliver_loop(self) -> None:
+        client = Client(self.cfg, timeout_s=2.0, name="deliver")
+        while (event := self.todo.get()) is not None:
+            try:
+                self.deliver(event, client)
+            except Exception:
+                self.log.exception("deliver_crashed", job=event.job_id)
+        client.close()
+
+    def deliver(self, event: Event, client: Client) -> None:
+        text = str(event.data.get("text", "")).strip()
+        if not text:
+            return
+        if self.clipboard is None:
+            self.log.warning("not_delivered", job=event.job_id, reason=self.link.detail)
+            return
+        try:
+            if self.mode == "paste" and self.typist is not None:
+                self.typist.paste(text, self.clipboard, self.restore_after_s)
+            else:
+                self.clipboard.set(text)
+                if self.mode == "type" and self.typist is not None:
+                    self.typist.type(text)
+        except (ClipboardError, OSError) as exc:
+            self.log.warning("not_delivered", job=event.job_id, reason=str(exc))
+            self.health_seen = ("degraded", f"cannot deliver: {exc}")
+            return
+        delivered = time.time()
+        self.health_seen = ("ok", "")
+        self.log.info("delivered", job=event.job_id, mode=self.mode, chars=len(text))
+        try:
+            client.call(
+                Report(
+                    kind="delivered",
+                    job_id=event.job_id,
+                    data={"mode": self.mode, "chars": len(text), "marks": {"delivered": delivered}},
+                )
+            )
+        except ClientError as exc:
+            self.log.warning("report_failed", job=event.job_id, reason=str(exc))
+
+    # --- loop ------------------------------------------------------------------------------
+
+    def on_event(self) -> None:
+        assert self.sub is not None
+        while True:
+            try:
+                frames = self.sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                _, event = decode(frames[-1])
+            except ProtocolError:
+                continue
+            if isinstance(event, Event) and event.kind == "completed" and event.data.get("source") == "ptt":
+                self.todo.put(event)
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.sub = self.subscribe()
+        self.setup_outputs()
+        self.thread.start()
+        while self.running:
+            poller = zmq.Poller()
+            poller.register(self.sub, zmq.POLLIN)
+            if self.link.socket is not None:
+                poller.register(self.link.socket, zmq.POLLIN)
+            try:
+                ready = dict(poller.poll(min(HEALTH_POLL_MS, self.link.timeout_ms())))
+            except zmq.ZMQError:
+                if not self.running:
+                    break
+                raise
+            if self.sub in ready:
+                self.on_event()
+            if self.link.socket is not None and self.link.socket in ready:
+                self.link.on_readable()
+            if self.health_seen is not None and self.clipboard is not None:
+                health, self.health_seen = self.health_seen, None
+                self.link.set_health(*health)
+            self.link.tick()
+        self.todo.put(None)
+        self.thread.join(5.0)
+        self.sub.close(linger=0)
+        self.link.close()
+        self.log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, log = entry.start("deliver", __doc__, argv)
+    try:
+        actor = DeliverActor(cfg, log)
+    except ValueError as exc:
+        print(f"sottovoce deliver: {exc}", file=sys.stderr)
+        return 2
+    actor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Hotkey actor: a global push-to-talk key (pynput), turned into PTT requests to the audio actor.
+
+pynput's listener runs in its own thread and forwards each press and release, stamped with
+`time.time()`, through an inproc pipe; the main loop feeds them to the HotkeyMachine
+(actors/keys.py) and sends the resulting actions to the `ptt` endpoint. Backends: `xorg`
+(X11 and XWayland; needs DISPLAY), `uinput` (Wayland; needs read access to /dev/input), or
+`auto`. Where none can run the actor stays up with degraded health and says why once;
+`sottovoce ptt toggle` bound to a desktop shortcut does the same job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from actors import entry
+from actors.config import Config
+from actors.keys import Action, HotkeyMachine, parse_combo
+from actors.link import SchedulerLink
+from protocol import ProtocolError, decode, encode
+from protocol.control import Reply
+from protocol.ptt import Ptt
+
+RETRY_MIN_S = 5.0
+RETRY_MAX_S = 60.0
+BACKENDS = ("auto", "xorg", "uinput")
+
+
+class BackendUnavailable(RuntimeError):
+    """No keyboard backend can run here; the message says why and what to do instead."""
+
+
+def choose_backend(wanted: str, env: dict[str, str] | os._Environ[str]) -> str:
+    """The pynput keyboard backend to use, or BackendUnavailable."""
+    if wanted not in BACKENDS:
+        raise BackendUnavailable(f"hotkey.backend must be one of {', '.join(BACKENDS)}, not {wanted!r}")
+    input_ok = Path("/dev/input").is_dir() and os.access("/dev/input", os.R_OK | os.X_OK)
+    if wanted == "xorg" or (wanted == "auto" and env.get("DISPLAY")):
+        if not env.get("DISPLAY"):
+            raise BackendUnavailable("hotkey.backend is xorg but DISPLAY is not set")
+        return "xorg"
+    if wanted == "uinput" or (wanted == "auto" and input_ok):
+        if not input_ok:
+            raise BackendUnavailable(
+                "hotkey.backend uinput needs read access to /dev/input (add yourself to the input group)"
+            )
+        return "uinput"
+    raise BackendUnavailable(
+        "no keyboard backend: DISPLAY is not set and /dev/input is not readable; "
+        "bind `sottovoce ptt toggle` to a desktop shortcut instead"
+    )
+
+
+def key_name(key: Any) -> str:
+    """pynput Key or KeyCode -> the names actors/keys.py understands."""
+    name = getattr(key, "name", None)
+    if name:
+        return str(name)
+    char = getattr(key, "char", None)
+    if char and char.isprintable():
+        return str(char).lower()
+    return f"vk{getattr(key, 'vk', '?')}"
+
+
+class HotkeyActor:
+    def __init__(self, cfg: Config, log: Any) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.machine = HotkeyMachine(
+            parse_combo(cfg.get("hotkey.key")),
+            mode=cfg.get("hotkey.mode"),
+            min_hold_s=cfg.get("hotkey.min_hold_ms") / 1000,
+        )
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.link = SchedulerLink(cfg, "hotkey", log)
+        self.ptt = self.ctx.socket(zmq.DEALER)
+        self.ptt.setsockopt(zmq.LINGER, 0)
+        self.ptt.setsockopt(zmq.IMMEDIATE, 1)  # never queue a key for an audio actor not there
+        self.ptt.connect(cfg.endpoint("ptt"))
+        self._pipe_addr = f"inproc://hotkey-{id(self)}"
+        self.pipe = self.ctx.socket(zmq.PULL)
+        self.pipe.bind(self._pipe_addr)
+        self.listener: Any = None
+        self.retry_at: float | None = None
+        self.retry_s = RETRY_MIN_S
+        self.warned = False
+        self.running = True
+        self.sent = 0
+
+    # --- the keyboard ------------------------------------------------------------------
+
+    def start_listener(self) -> None:
+        """Start pynput's listener, or go degraded (warning once) and retry later."""
+        try:
+            backend = choose_backend(self.cfg.get("hotkey.backend"), os.environ)
+            os.environ["PYNPUT_BACKEND_KEYBOARD"] = backend
+            if backend == "uinput":
+                os.environ.setdefault("PYNPUT_BACKEND_MOUSE", "dummy")
+            from pynput import keyboard  # DISPLAY and the backend must be set before this import
+
+            listener = keyboard.Listener(on_press=self._forward("press"), on_release=self._forward("release"))
+            listener.start()
+            listener.wait()
+            if not listener.is_alive():
+                listener.join()  # re-raises what stopped the listener thread
+                raise BackendUnavailable("the keyboard listener stopped at once")
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            if not self.warned:
+                self.log.warning("hotkey_unavailable", reason=reason, retry_in_s=self.retry_s)
+                self.warned = True
+            self.link.set_health("degraded", f"no global hotkey: {reason}")
+            self.retry_at = time.monotonic() + self.retry_s
+            self.retry_s = min(self.retry_s * 2, RETRY_MAX_S)
+            return
+        self.listener, self.retry_at = listener, None
+        self.link.set_health("ok")
+        self.log.info("listening", backend=backend, key=self.cfg.get("hotkey.key"), mode=self.machine.mode)
+
+    def _forward(self, kind: str) -> Any:
+        """A pynput callback that sends (kind, key, time) to the main loop."""
+        out: list[zmq.Socket] = []
+
+        def callback(key: Any) -> None:
+            at = time.time()
+            if not out:  # created in the listener thread, used only there
+                sock = self.ctx.socket(zmq.PUSH)
+                sock.connect(self._pipe_addr)
+                out.append(sock)
+            out[0].send_json([kind, key_name(key), at])
+
+        return callback
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def send(self, action: Action) -> None:
+        ptt = Ptt(action=action.action, at=action.at, origin="hotkey", reason=action.reason)
+        try:
+            self.ptt.send_multipart([b"", encode(ptt, self.link.name)], zmq.NOBLOCK)
+            self.sent += 1
+            self.log.info("ptt_sent", action=action.action, reason=action.reason)
+        except zmq.Again:
+            self.log.warning("audio_unreachable", action=action.action)
+
+    def on_reply(self) -> None:
+        while True:
+            try:
+                frames = self.ptt.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                _, reply = decode(frames[-1])
+            except ProtocolError:
+                continue
+            if isinstance(reply, Reply) and reply.status != "ok":
+                self.log.warning("ptt_refused", code=reply.code, reason=reply.reason)
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.start_listener()
+        while self.running:
+            poller = zmq.Poller()
+            poller.register(self.pipe, zmq.POLLIN)
+            poller.register(self.ptt, zmq.POLLIN)
+            if self.link.socket is not None:
+                poller.register(self.link.socket, zmq.POLLIN)
+            timeout = self.link.timeout_ms()
+            if self.retry_at is not None:
+                timeout = min(timeout, max(0, int((self.retry_at - time.monotonic()) * 1000)))
+            try:
+                ready = dict(poller.poll(timeout))
+            except zmq.ZMQError:
+                if not self.running:
+                    break
+                raise
+            while self.pipe in ready:
+                try:
+                    kind, key, at = list(self.pipe.recv_json(zmq.NOBLOCK))  # type: ignore[arg-type]
+                except zmq.Again:
+                    break
+                handler = self.machine.press if kind == "press" else self.machine.release
+                for action in handler(key, at):
+                    self.send(action)
+            if self.ptt in ready:
+                self.on_reply()
+            if self.link.socket is not None and self.link.socket in ready:
+                self.link.on_readable()
+            self.link.tick()
+            if self.retry_at is not None and time.monotonic() >= self.retry_at:
+                self.start_listener()
+        if self.listener is not None:
+            self.listener.stop()
+        self.link.close()
+        self.log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, log = entry.start("hotkey", __doc__, argv)
+    try:
+        actor = HotkeyActor(cfg, log)
+    except ValueError as exc:  # a hotkey or mode that cannot be parsed
+        log.error("bad_config", reason=str(exc))
+        print(f"sottovoce hotkey: {exc}", file=sys.stderr)
+        return 2
+    actor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
