@@ -63,7 +63,7 @@ class AudioActor:
         self.endpoint_path = Path(cfg.endpoint("ptt").removeprefix("ipc://"))
         self.endpoint_path.unlink(missing_ok=True)
         self.router.bind(cfg.endpoint("ptt"))
-        self.reopen_at: float | None = 0.0  # open at the first turn
+        self.reopen_at: float | None = None
         self.reopen_s = REOPEN_MIN_S
         self.device_problem = ""
         self.unsent: deque[SubmitAudio] = deque()
@@ -255,6 +255,8 @@ class AudioActor:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         speech_seconds(np.zeros(SAMPLE_RATE, np.int16), self.vad_threshold)  # load VAD before the first key
+        self.open_device()
+        self.link.start()  # registered means the device was tried and requests are served
         self.log.info("started", endpoint=self.cfg.endpoint("ptt"))
         while self.running:
             poller = zmq.Poller()

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 COPY_TIMEOUT_S = 2.0
+CONFIRM_TIMEOUT_S = 1.0
 PASTE_TIMEOUT_S = 1.0
 TOOLS = ("wl-copy", "xclip", "xsel")
 PACKAGES = {"wl-copy": "wl-clipboard", "xclip": "xclip", "xsel": "xsel"}
@@ -73,7 +74,7 @@ class Clipboard:
         return self._name
 
     def set(self, text: str) -> None:
-        """Own the clipboard with `text` (UTF-8); returns once the tool serves it, in a few ms."""
+        """Own the clipboard with `text` (UTF-8); returns once it is served, in about 10 ms."""
         with tempfile.TemporaryFile() as stderr:
             try:
                 done = subprocess.run(
@@ -93,6 +94,12 @@ class Clipboard:
                 stderr.seek(0)
                 message = stderr.read().decode("utf-8", "replace").strip()
                 raise ClipboardError(f"{self._name} failed (exit {done.returncode}): {message}")
+        # xsel forks before it takes the selection, so its exit does not mean the text is served yet.
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_S
+        while (held := self.get()) != (text or None):
+            if time.monotonic() > deadline:
+                raise ClipboardError(f"{self._name} exited but the clipboard still holds {held!r:.80}")
+            time.sleep(0.005)
 
     def get(self) -> str | None:
         """The clipboard's text, or None when it is unowned, empty, or holds no text."""
@@ -166,10 +173,14 @@ def _text(data: bytes | None, encoding: str) -> str | None:
 
 
 class Typist:
-    """Types or pastes text at the cursor with pynput's keyboard controller."""
+    """Types or pastes text at the cursor with pynput's keyboard controller.
+
+    Keys go out as if typed on the keyboard: modifiers still held (the push-to-talk hotkey's) and
+    Caps Lock apply to them, so type after the hotkey is released.
+    """
 
     def __init__(self, paste_chord: str = "ctrl+v") -> None:
-        """`paste_chord`: "ctrl+v", or "shift+insert" (terminals, and X11's PRIMARY-aware apps)."""
+        """`paste_chord`: "ctrl+v", or "shift+insert" for terminals (xterm pastes PRIMARY with it)."""
         if paste_chord not in PASTE_CHORDS:
             raise ValueError(f"paste_chord must be one of {', '.join(PASTE_CHORDS)}, not {paste_chord!r}")
         self.paste_chord = paste_chord
@@ -192,11 +203,13 @@ class Typist:
         from pynput.keyboard import Key
 
         modifier, key = (Key.ctrl, "v") if self.paste_chord == "ctrl+v" else (Key.shift, Key.insert)
-        with keyboard.pressed(modifier):
-            self._tap(key)
-        if previous is not None:
-            time.sleep(restore_after_s)
-            clipboard.set(previous)
+        try:
+            with keyboard.pressed(modifier):
+                self._tap(key)
+        finally:
+            if previous is not None:
+                time.sleep(restore_after_s)
+                clipboard.set(previous)
 
     def _tap(self, key: Any) -> None:
         """Press and release `key` (a character or a pynput Key), as a real key event when possible."""

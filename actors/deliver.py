@@ -140,6 +140,7 @@ class DeliverActor:
         self.sub = self.subscribe()
         self.setup_outputs()
         self.thread.start()
+        self.link.start()
         while self.running:
             poller = zmq.Poller()
             poller.register(self.sub, zmq.POLLIN)

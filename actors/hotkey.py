@@ -97,6 +97,9 @@ class HotkeyActor:
 
     def start_listener(self) -> None:
         """Start pynput's listener, or go degraded (warning once) and retry later."""
+        self.link.set_health(*self._start_listener())
+
+    def _start_listener(self) -> tuple[str, str]:
         try:
             backend = choose_backend(self.cfg.get("hotkey.backend"), os.environ)
             os.environ["PYNPUT_BACKEND_KEYBOARD"] = backend
@@ -115,13 +118,12 @@ class HotkeyActor:
             if not self.warned:
                 self.log.warning("hotkey_unavailable", reason=reason, retry_in_s=self.retry_s)
                 self.warned = True
-            self.link.set_health("degraded", f"no global hotkey: {reason}")
             self.retry_at = time.monotonic() + self.retry_s
             self.retry_s = min(self.retry_s * 2, RETRY_MAX_S)
-            return
+            return ("degraded", f"no global hotkey: {reason}")
         self.listener, self.retry_at = listener, None
-        self.link.set_health("ok")
         self.log.info("listening", backend=backend, key=self.cfg.get("hotkey.key"), mode=self.machine.mode)
+        return ("ok", "")
 
     def _forward(self, kind: str) -> Any:
         """A pynput callback that sends (kind, key, time) to the main loop."""
@@ -168,13 +170,15 @@ class HotkeyActor:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.start_listener()
+        link = self.link
+        link.start()  # registered means listening (or known not to be able to)
         while self.running:
             poller = zmq.Poller()
             poller.register(self.pipe, zmq.POLLIN)
             poller.register(self.ptt, zmq.POLLIN)
-            if self.link.socket is not None:
-                poller.register(self.link.socket, zmq.POLLIN)
-            timeout = self.link.timeout_ms()
+            if link.socket is not None:
+                poller.register(link.socket, zmq.POLLIN)
+            timeout = link.timeout_ms()
             if self.retry_at is not None:
                 timeout = min(timeout, max(0, int((self.retry_at - time.monotonic()) * 1000)))
             try:
@@ -193,14 +197,14 @@ class HotkeyActor:
                     self.send(action)
             if self.ptt in ready:
                 self.on_reply()
-            if self.link.socket is not None and self.link.socket in ready:
-                self.link.on_readable()
-            self.link.tick()
+            if link.socket is not None and link.socket in ready:
+                link.on_readable()
+            link.tick()
             if self.retry_at is not None and time.monotonic() >= self.retry_at:
                 self.start_listener()
         if self.listener is not None:
             self.listener.stop()
-        self.link.close()
+        link.close()
         self.log.info("stopped")
 
 

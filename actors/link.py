@@ -3,7 +3,9 @@
 Push-to-talk actors (audio, hotkey, deliver) say READY with their role and heartbeat both
 ways like workers (Section 11), carrying their health, but never take tasks. Unlike the
 worker loop, this link never blocks: the owning actor polls `socket` alongside its own
-sockets, calls `on_readable()` when it is readable and `tick()` every turn.
+sockets, calls `on_readable()` when it is readable and `tick()` every turn. `start()` sends
+the first READY: an actor calls it once it can serve (listener up, device tried), so being
+registered means being ready; health set before that travels in the READY.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class SchedulerLink:
         self.reconnect_s = RECONNECT_MIN_S
         self.reconnect_at: float | None = None
         self.heartbeat_at = 0.0
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
         self._connect()
 
     def _connect(self) -> None:
@@ -66,7 +72,8 @@ class SchedulerLink:
         if (health, detail) == (self.health, self.detail):
             return
         self.health, self.detail = health, detail
-        self._send(Heartbeat(health=health, detail=detail))
+        if self.started:
+            self._send(Heartbeat(health=health, detail=detail))
 
     def on_readable(self) -> None:
         """Read what the scheduler sent: any message proves it alive."""
@@ -89,6 +96,8 @@ class SchedulerLink:
     def tick(self) -> None:
         """Heartbeat when due; after `liveness` silent beats, reconnect with back-off."""
         now = time.monotonic()
+        if not self.started:
+            return
         if self.reconnect_at is not None:
             if now >= self.reconnect_at:
                 self.reconnect_at = None
@@ -108,5 +117,7 @@ class SchedulerLink:
 
     def timeout_ms(self) -> int:
         """Milliseconds until tick() has something to do."""
+        if not self.started:
+            return 1000
         due = self.reconnect_at if self.reconnect_at is not None else self.heartbeat_at
         return max(0, int((due - time.monotonic()) * 1000))
