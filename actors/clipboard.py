@@ -231,7 +231,11 @@ class Typist:
 
     def _keyboard(self) -> Any:
         if self._controller is None:
-            from pynput import keyboard  # imported late: on X11 it connects to DISPLAY on import
+            try:  # imported late: on X11 pynput connects to DISPLAY on import
+                from pynput import keyboard
 
-            self._controller = keyboard.Controller()
+                self._controller = keyboard.Controller()
+            except Exception as exc:  # ImportError without a display, Xlib errors with a bad one
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ClipboardError(f"cannot send keys: no keyboard backend for pynput ({reason})") from exc
         return self._controller

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from protocol import ProtocolError, decode, encode
 from protocol.control import Reply
 from protocol.ptt import Ptt
 
+PENDING_MAX_S = 2.0
+PENDING_POLL_MS = 20
 RETRY_MIN_S = 5.0
 RETRY_MAX_S = 60.0
 BACKENDS = ("auto", "xorg", "uinput")
@@ -92,6 +95,7 @@ class HotkeyActor:
         self.warned = False
         self.running = True
         self.sent = 0
+        self.pending: deque[Action] = deque()
 
     # --- the keyboard ------------------------------------------------------------------
 
@@ -141,14 +145,23 @@ class HotkeyActor:
 
     # --- the loop ----------------------------------------------------------------------
 
-    def send(self, action: Action) -> None:
-        ptt = Ptt(action=action.action, at=action.at, origin="hotkey", reason=action.reason)
-        try:
-            self.ptt.send_multipart([b"", encode(ptt, self.link.name)], zmq.NOBLOCK)
+    def send_pending(self) -> None:
+        """Send queued actions in order. While the audio actor is unreachable (restarting) they
+        wait up to PENDING_MAX_S; the press time travels in `at`, so nothing is clipped."""
+        while self.pending:
+            action = self.pending[0]
+            ptt = Ptt(action=action.action, at=action.at, origin="hotkey", reason=action.reason)
+            try:
+                self.ptt.send_multipart([b"", encode(ptt, self.link.name)], zmq.NOBLOCK)
+            except zmq.Again:
+                if time.time() - action.at > PENDING_MAX_S:
+                    self.pending.popleft()
+                    self.log.warning("audio_unreachable", action=action.action, dropped=True)
+                    continue
+                return
+            self.pending.popleft()
             self.sent += 1
             self.log.info("ptt_sent", action=action.action, reason=action.reason)
-        except zmq.Again:
-            self.log.warning("audio_unreachable", action=action.action)
 
     def on_reply(self) -> None:
         while True:
@@ -178,7 +191,7 @@ class HotkeyActor:
             poller.register(self.ptt, zmq.POLLIN)
             if link.socket is not None:
                 poller.register(link.socket, zmq.POLLIN)
-            timeout = link.timeout_ms()
+            timeout = PENDING_POLL_MS if self.pending else link.timeout_ms()
             if self.retry_at is not None:
                 timeout = min(timeout, max(0, int((self.retry_at - time.monotonic()) * 1000)))
             try:
@@ -193,8 +206,8 @@ class HotkeyActor:
                 except zmq.Again:
                     break
                 handler = self.machine.press if kind == "press" else self.machine.release
-                for action in handler(key, at):
-                    self.send(action)
+                self.pending.extend(handler(key, at))
+            self.send_pending()
             if self.ptt in ready:
                 self.on_reply()
             if link.socket is not None and link.socket in ready:

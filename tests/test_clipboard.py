@@ -27,6 +27,9 @@ TEXT = "naïve café — 東京"
 START_TIMEOUT_S = 10.0
 EVENT_TIMEOUT_S = 5.0
 X_TOOLS = ("xclip", "xsel")
+# -r: no key autorepeat. -noreset: without it the server resets whenever its last client leaves
+# (our readiness probe, the first xclip) and refuses connections meanwhile: "Can't open display".
+XVFB_ARGS = ("-screen", "0", "1024x768x24", "-nolisten", "tcp", "-r", "-noreset")
 
 
 def need(*programs: str) -> None:
@@ -62,12 +65,12 @@ def display(tmp_path: Path) -> Iterator[str]:
     read_fd, write_fd = os.pipe()
     with open(tmp_path / "xvfb.log", "wb") as log:
         server = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-r"],
+            ["Xvfb", "-displayfd", str(write_fd), *XVFB_ARGS],
             pass_fds=(write_fd,),
             stdout=log,
             stderr=log,
         )
-    os.close(write_fd)
+    os.close(write_fd)  # read_fd stays open: Xvfb dies if it cannot write the number (again, at a reset)
     try:
         number = b""
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -363,3 +366,10 @@ def test_paste_leaves_the_text_when_the_clipboard_was_empty(typing_env: dict[str
     clipboard = Clipboard(typing_env)
     Typist().paste(TEXT, clipboard, restore_after_s=5.0)
     assert clipboard.get() == TEXT
+
+
+def test_typing_without_a_display_is_an_error_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(ClipboardError, match="cannot send keys"):
+        Typist().type("x")

@@ -253,13 +253,14 @@ def test_history_search_export_clear(rig: PushToTalkRig, tmp_path: Path) -> None
 
 def test_history_retention_is_enforced(rig: PushToTalkRig, events: Any) -> None:
     rig.restart("scheduler", **{"history.max_entries": 1})
-    rig.stack.wait_ready(roles=("transcriber", "audio"))
+    rig.stack.wait_ready(roles=("transcriber", "audio", "hotkey", "deliver"))
     try:
         for sentence in ("Open the door.", "Close the window."):
             d = rig.dictate(speech_pcm(sentence))
-            rig.clipboard_text(d)
-            poll(lambda s=sentence: rig.history() and words(rig.history()[0]["text"]) == words(s), 30)
-        assert [words(e["text"]) for e in rig.history(limit=0)] == [words("Close the window.")]
+            text, _ = rig.clipboard_text(d)
+            assert words(text) == words(sentence)
+            newest = poll(lambda t=text: (h := rig.history(limit=0)) and h[0]["text"] == t and h, 30)
+            assert len(newest) == 1, newest  # max_entries = 1
     finally:
         rig.restart("scheduler", **{"history.max_entries": 10000})
         rig.stack.wait_ready(roles=("transcriber", "audio", "hotkey", "deliver"))
