@@ -22,7 +22,7 @@ import numpy as np
 import zmq
 
 from actors import entry
-from actors.client import Client, ClientError
+from actors.client import CallFailed, CallTimeout, Client, ClientError, Reporter
 from actors.config import Config
 from actors.link import SchedulerLink
 from actors.microphone import SAMPLE_RATE, Microphone, MicrophoneError
@@ -30,7 +30,7 @@ from actors.recorder import Recorder, Utterance
 from actors.speech import speech_seconds
 from protocol import ErrorCode, ProtocolError, decode, encode
 from protocol.codec import peek_id
-from protocol.control import JobOptions, Reply, Report, SubmitAudio
+from protocol.control import JobOptions, ListJobs, Reply, Report, SubmitAudio
 from protocol.ptt import PTT_ACTIONS, Ptt
 
 POLL_MS = 20  # how often captured blocks are moved from PortAudio's queue to the recorder
@@ -44,10 +44,9 @@ class AudioActor:
     def __init__(self, cfg: Config, log: Any, microphone: Microphone | None = None) -> None:
         self.cfg = cfg
         self.log = log
-        ms = SAMPLE_RATE // 1000
         self.recorder = Recorder(
-            preroll=int(cfg.get("audio.preroll_ms")) * ms,
-            postroll=int(cfg.get("audio.postroll_ms")) * ms,
+            preroll_s=int(cfg.get("audio.preroll_ms")) / 1000,
+            postroll_s=int(cfg.get("audio.postroll_ms")) / 1000,
             max_samples=int(float(cfg.get("audio.max_utterance_s")) * SAMPLE_RATE),
         )
         self.min_speech_s = int(cfg.get("audio.min_speech_ms")) / 1000
@@ -58,6 +57,7 @@ class AudioActor:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.link = SchedulerLink(cfg, "audio", log)
         self.client = Client(cfg, timeout_s=SUBMIT_TIMEOUT_S, name="audio")
+        self.reporter = Reporter(cfg, "audio")
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.endpoint_path = Path(cfg.endpoint("ptt").removeprefix("ipc://"))
@@ -66,7 +66,11 @@ class AudioActor:
         self.reopen_at: float | None = None
         self.reopen_s = REOPEN_MIN_S
         self.device_problem = ""
+        self.awaiting_frames = False
+        """Opened, but no audio yet: health and `recovered` wait for the first frames."""
         self.unsent: deque[SubmitAudio] = deque()
+        self.uncertain = False
+        """The last submit timed out: the scheduler may have accepted it."""
         self.retry_submit_at = 0.0
         self.running = True
 
@@ -78,16 +82,22 @@ class AudioActor:
         except MicrophoneError as exc:
             self.device_down(str(exc))
             return
-        self.reopen_at, self.reopen_s = None, REOPEN_MIN_S
-        self.link.set_health("ok")
+        self.reopen_at, self.awaiting_frames = None, True
         self.log.info("device_open", device=self.mic.name)
+
+    def device_up(self) -> None:
+        """The first frames arrived: only now is the device working again."""
+        self.awaiting_frames, self.reopen_s = False, REOPEN_MIN_S
+        self.link.set_health("ok")
         if self.device_problem:
+            self.log.info("device_recovered", device=self.mic.name)
             self.report("device", state="recovered", device=self.mic.name, detail="", retry_in_s=0)
         self.device_problem = ""
 
     def device_down(self, reason: str) -> None:
         """Close the stream, report once per outage, and schedule a reopen with back-off."""
         self.mic.close()
+        self.awaiting_frames = False
         if self.recorder.state == "tail":  # the post-roll will not come: keep what we have
             self.finish(self.recorder.finish_now())
         if reason != self.device_problem:
@@ -101,10 +111,12 @@ class AudioActor:
     def pump(self) -> None:
         """Move captured audio into the recorder; check the device; reopen when due."""
         if self.mic.is_open:
-            for block in self.mic.read():
-                utterance = self.recorder.feed(block)
+            for block, captured in self.mic.read():
+                utterance = self.recorder.feed(block, captured)
                 if utterance is not None:
                     self.finish(utterance)
+            if self.awaiting_frames and self.mic.frames_since_open:
+                self.device_up()
             problem = self.mic.problem()
             if problem:
                 self.device_down(problem)
@@ -140,29 +152,33 @@ class AudioActor:
                 code=ErrorCode.INVALID_ARGUMENT,
                 reason=f"unknown action {action!r}; one of {', '.join(PTT_ACTIONS)}",
             )
+        self.pump()  # audio up to now goes to the recorder before the cut is placed
         if action == "toggle":
             action = "stop" if rec.state == "recording" else "start"
         outcome = "ignored"
-        if action == "start" and not rec.recording:
+        if action == "start" and rec.state != "recording":
             if not self.mic.is_open:
                 return Reply(
                     status="error",
                     code=ErrorCode.DEVICE_UNAVAILABLE,
                     reason=f"the microphone is unavailable: {self.device_problem or 'not open yet'}",
                 )
-            self.pump()  # the pre-roll must be current
+            if rec.state == "tail":  # pressed again during the post-roll: close that one now
+                self.finish(rec.finish_now())
             rec.start(at, req.origin)
             outcome = "started"
             self.report("recording", state="started", utterance=rec.id, origin=req.origin)
         elif action == "stop" and rec.state == "recording":
-            rec.stop(at)
+            utterance_id, duration = rec.id, rec.duration_s
+            done = rec.stop(at)
             outcome = "stopped"
             self.report(
-                "recording", state="stopped", utterance=rec.id, origin=req.origin, duration_s=rec.duration_s
+                "recording", state="stopped", utterance=utterance_id, origin=req.origin, duration_s=duration
             )
-            if not self.mic.is_open:  # lost mid-recording: no post-roll will come
-                self.finish(rec.finish_now())
-        elif action == "cancel" and rec.recording:
+            if done is None and not self.mic.is_open:  # lost mid-recording: no post-roll will come
+                done = rec.finish_now()
+            self.finish(done)
+        elif action == "cancel" and rec.state == "recording":  # a finished (stopping) one is kept
             utterance, duration = rec.id, rec.duration_s
             rec.cancel()
             outcome = "cancelled"
@@ -226,25 +242,42 @@ class AudioActor:
         self.submit_pending()
 
     def submit_pending(self) -> None:
-        """Submit kept utterances in order; on failure keep them and retry later."""
+        """Submit kept utterances in order; on failure keep them and retry later. A submit
+        whose reply timed out may have been accepted: its label is looked up before it is
+        sent again, so an utterance never becomes two jobs."""
         while self.unsent:
+            request = self.unsent[0]
             try:
-                job = self.client.call(self.unsent[0])["job"]
+                if self.uncertain and self.already_submitted(request.label):
+                    self.log.info("submit_was_accepted", label=request.label)
+                    self.unsent.popleft()
+                    self.uncertain = False
+                    continue
+                job = self.client.call(request)["job"]
+            except CallFailed as exc:  # refused, not lost: retrying would fail the same way
+                self.unsent.popleft()
+                self.log.error("submit_refused", label=request.label, reason=str(exc))
+                self.report("dropped", utterance=request.label, reason="rejected", detail=exc.reason)
+                continue
             except ClientError as exc:
+                self.uncertain = self.uncertain or isinstance(exc, CallTimeout)
                 self.log.warning("submit_failed", reason=str(exc), kept=len(self.unsent))
                 self.retry_submit_at = time.monotonic() + SUBMIT_RETRY_S
                 return
-            request = self.unsent.popleft()
+            self.uncertain = False
+            self.unsent.popleft()
             self.log.info(
                 "submitted", job=job["id"], label=request.label, audio_s=len(request.pcm) / 2 / SAMPLE_RATE
             )
 
+    def already_submitted(self, label: str) -> bool:
+        jobs = self.client.call(ListJobs(limit=100))["jobs"]
+        return any(j["label"] == label and j["source"] == "ptt" for j in jobs)
+
     def report(self, kind: str, **data: Any) -> None:
-        """Ask the scheduler to publish an event; events are best effort."""
-        try:
-            self.client.call(Report(kind=kind, data=data), timeout_s=1.0)
-        except ClientError as exc:
-            self.log.info("report_failed", kind=kind, reason=str(exc))
+        """Ask the scheduler to publish an event; best effort, never waits."""
+        if not self.reporter.report(Report(kind=kind, data=data)):
+            self.log.info("report_dropped", kind=kind, why="no scheduler")
 
     # --- loop ------------------------------------------------------------------------------
 
@@ -291,6 +324,7 @@ class AudioActor:
         self.router.close(linger=0)
         self.endpoint_path.unlink(missing_ok=True)
         self.client.close()
+        self.reporter.close()
         self.link.close()
         self.log.info("stopped")
 

@@ -123,3 +123,31 @@ def read_events(sub: zmq.Socket, timeout_s: float) -> Iterator[Event]:
             continue
         if isinstance(record, Event):
             yield record
+
+
+class Reporter:
+    """Fire-and-forget REPORT requests (SPEC.md 16.3): events are best effort, so a member's
+    loop never waits for the scheduler. Nothing is queued while the scheduler is away
+    (ZMQ_IMMEDIATE); replies are read and dropped on the next report."""
+
+    def __init__(self, cfg: Config, name: str) -> None:
+        self.name = f"{name}-{os.getpid()}"
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        self.sock.connect(cfg.endpoint("control"))
+        self.dropped = 0
+
+    def report(self, record: Record) -> bool:
+        """Send; False if no scheduler is connected."""
+        while self.sock.poll(0):
+            self.sock.recv_multipart()
+        try:
+            self.sock.send_multipart([b"", encode(record, self.name)], zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            self.dropped += 1
+            return False
+
+    def close(self) -> None:
+        self.sock.close(linger=0)

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 COPY_TIMEOUT_S = 2.0
@@ -191,11 +191,18 @@ class Typist:
         for char in text:
             self._tap(char)
 
-    def paste(self, text: str, clipboard: Clipboard, restore_after_s: float) -> None:
+    def paste(
+        self,
+        text: str,
+        clipboard: Clipboard,
+        restore_after_s: float,
+        on_pasted: Callable[[], None] | None = None,
+    ) -> None:
         """Paste `text` through the clipboard, then put back what it held before.
 
         The target application reads the clipboard some time after the key chord, so the previous
         text is restored only after `restore_after_s`. If the clipboard held no text, `text` stays.
+        `on_pasted` is called right after the chord, before that wait.
         """
         previous = clipboard.get()
         clipboard.set(text)
@@ -206,6 +213,8 @@ class Typist:
         try:
             with keyboard.pressed(modifier):
                 self._tap(key)
+            if on_pasted is not None:
+                on_pasted()
         finally:
             if previous is not None:
                 time.sleep(restore_after_s)

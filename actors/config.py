@@ -61,7 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "postroll_ms": 200,  # recorded after the stop, so the last word is not clipped
         "max_utterance_s": 300.0,  # a longer recording is stopped and submitted there
         "min_speech_ms": 250,  # less speech than this (VAD) drops the recording
-        "vad_threshold": 0.5,
+        "vad_threshold": 0.25,  # lower than ingest's: falsetto and whispers must not be dropped
         "stall_ms": 1000,  # no frames for this long: the device is treated as lost
         "retry_max_s": 5.0,  # reopen back-off cap after a device loss
         "language": "",  # push-to-talk jobs' language; empty: defaults.language
@@ -69,7 +69,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "hotkey": {  # global push-to-talk key (actors/hotkey.py)
         "key": "ctrl+space",  # modifiers and one key, joined by +
         "mode": "hold",  # hold: record while held; toggle: press to start, press to stop
-        "min_hold_ms": 150,  # a shorter press (or toggle recording) is a tap and is dropped
+        "min_hold_ms": 150,  # hold mode: a shorter press is a tap and is dropped
         "backend": "auto",  # auto, xorg (X11, XWayland) or uinput (Wayland; needs /dev/input)
     },
     "deliver": {  # what happens to push-to-talk text (actors/deliver.py)
@@ -77,6 +77,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "clipboard_tool": "auto",  # auto, xclip, xsel or wl-copy
         "paste_keys": "ctrl+v",
         "restore_after_ms": 500,  # paste mode: restore the previous clipboard after this
+        "max_age_s": 30.0,  # older results (kept while the stack was down) only go to the clipboard
     },
     "history": {  # push-to-talk history in the store
         "retention_days": 30.0,  # older entries are deleted; 0 keeps them forever

@@ -41,6 +41,7 @@ class DeliverActor:
         if self.mode not in MODES:
             raise ValueError(f"deliver.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         self.restore_after_s = int(cfg.get("deliver.restore_after_ms")) / 1000
+        self.max_age_s = float(cfg.get("deliver.max_age_s"))
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.link = SchedulerLink(cfg, "deliver", log)
         self.sub: zmq.Socket | None = None
@@ -90,26 +91,39 @@ class DeliverActor:
         if self.clipboard is None:
             self.log.warning("not_delivered", job=event.job_id, reason=self.link.detail)
             return
+        mode = self.mode
+        marks = event.data.get("marks") or {}
+        age = time.time() - float(marks.get("key_up", time.time()))
+        if mode != "clipboard" and age > self.max_age_s:  # typing into whatever has focus now: no
+            self.log.warning("too_late_to_type", job=event.job_id, age_s=round(age, 1))
+            mode = "clipboard"
+        delivered: list[float] = []
         try:
-            if self.mode == "paste" and self.typist is not None:
-                self.typist.paste(text, self.clipboard, self.restore_after_s)
+            if mode == "paste" and self.typist is not None:
+                self.typist.paste(
+                    text,
+                    self.clipboard,
+                    self.restore_after_s,
+                    on_pasted=lambda: delivered.append(time.time()),
+                )
             else:
                 self.clipboard.set(text)
-                if self.mode == "type" and self.typist is not None:
+                if mode == "type" and self.typist is not None:
                     self.typist.type(text)
         except (ClipboardError, OSError) as exc:
             self.log.warning("not_delivered", job=event.job_id, reason=str(exc))
             self.health_seen = ("degraded", f"cannot deliver: {exc}")
-            return
-        delivered = time.time()
+            if not delivered:
+                return
+        delivered.append(time.time())
         self.health_seen = ("ok", "")
-        self.log.info("delivered", job=event.job_id, mode=self.mode, chars=len(text))
+        self.log.info("delivered", job=event.job_id, mode=mode, chars=len(text))
         try:
             client.call(
                 Report(
                     kind="delivered",
                     job_id=event.job_id,
-                    data={"mode": self.mode, "chars": len(text), "marks": {"delivered": delivered}},
+                    data={"mode": mode, "chars": len(text), "marks": {"delivered": delivered[0]}},
                 )
             )
         except ClientError as exc:

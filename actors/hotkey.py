@@ -28,6 +28,11 @@ from protocol import ProtocolError, decode, encode
 from protocol.control import Reply
 from protocol.ptt import Ptt
 
+WAYLAND_NOTE = (
+    "Wayland session: the X11 hotkey hears keys only while an X11 (XWayland) window has focus; "
+    "bind `sottovoce ptt toggle` to a compositor shortcut, or set hotkey.backend to xorg or uinput"
+)
+LISTENER_READY_S = 3.0
 PENDING_MAX_S = 2.0
 PENDING_POLL_MS = 20
 RETRY_MIN_S = 5.0
@@ -43,7 +48,7 @@ def choose_backend(wanted: str, env: dict[str, str] | os._Environ[str]) -> str:
     """The pynput keyboard backend to use, or BackendUnavailable."""
     if wanted not in BACKENDS:
         raise BackendUnavailable(f"hotkey.backend must be one of {', '.join(BACKENDS)}, not {wanted!r}")
-    input_ok = Path("/dev/input").is_dir() and os.access("/dev/input", os.R_OK | os.X_OK)
+    input_ok = any(os.access(dev, os.R_OK) for dev in Path("/dev/input").glob("event*"))
     if wanted == "xorg" or (wanted == "auto" and env.get("DISPLAY")):
         if not env.get("DISPLAY"):
             raise BackendUnavailable("hotkey.backend is xorg but DISPLAY is not set")
@@ -51,7 +56,8 @@ def choose_backend(wanted: str, env: dict[str, str] | os._Environ[str]) -> str:
     if wanted == "uinput" or (wanted == "auto" and input_ok):
         if not input_ok:
             raise BackendUnavailable(
-                "hotkey.backend uinput needs read access to /dev/input (add yourself to the input group)"
+                "hotkey.backend uinput needs read access to the keyboard devices /dev/input/event* "
+                "(and pynput runs dumpkeys from the kbd package)"
             )
         return "uinput"
     raise BackendUnavailable(
@@ -111,9 +117,12 @@ class HotkeyActor:
                 os.environ.setdefault("PYNPUT_BACKEND_MOUSE", "dummy")
             from pynput import keyboard  # DISPLAY and the backend must be set before this import
 
-            listener = keyboard.Listener(on_press=self._forward("press"), on_release=self._forward("release"))
+            press, release = self._forwarders()
+            listener = keyboard.Listener(on_press=press, on_release=release)
             listener.start()
-            listener.wait()
+            deadline = time.monotonic() + LISTENER_READY_S
+            while not listener._ready and listener.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)  # pynput's wait() has no timeout, and uinput never signals ready
             if not listener.is_alive():
                 listener.join()  # re-raises what stopped the listener thread
                 raise BackendUnavailable("the keyboard listener stopped at once")
@@ -127,13 +136,29 @@ class HotkeyActor:
             return ("degraded", f"no global hotkey: {reason}")
         self.listener, self.retry_at = listener, None
         self.log.info("listening", backend=backend, key=self.cfg.get("hotkey.key"), mode=self.machine.mode)
+        if (
+            backend == "xorg"
+            and os.environ.get("WAYLAND_DISPLAY")
+            and self.cfg.get("hotkey.backend") == "auto"
+        ):
+            return ("degraded", WAYLAND_NOTE)
         return ("ok", "")
 
-    def _forward(self, kind: str) -> Any:
-        """A pynput callback that sends (kind, key, time) to the main loop."""
+    def check_listener(self) -> None:
+        """A listener thread that ended (X connection lost, device gone) is noticed and retried."""
+        if self.listener is not None and not self.listener.is_alive():
+            self.listener = None
+            self.warned = False
+            self.log.warning("listener_stopped")
+            self.link.set_health("degraded", "the keyboard listener stopped; retrying")
+            self.retry_at = time.monotonic() + self.retry_s
+
+    def _forwarders(self) -> tuple[Any, Any]:
+        """pynput callbacks that send (kind, key, time) to the main loop, in order: both run in
+        the listener thread and share one PUSH socket (two would be read round-robin)."""
         out: list[zmq.Socket] = []
 
-        def callback(key: Any) -> None:
+        def forward(kind: str, key: Any) -> None:
             at = time.time()
             if not out:  # created in the listener thread, used only there
                 sock = self.ctx.socket(zmq.PUSH)
@@ -141,7 +166,7 @@ class HotkeyActor:
                 out.append(sock)
             out[0].send_json([kind, key_name(key), at])
 
-        return callback
+        return (lambda key: forward("press", key)), (lambda key: forward("release", key))
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -213,6 +238,7 @@ class HotkeyActor:
             if link.socket is not None and link.socket in ready:
                 link.on_readable()
             link.tick()
+            self.check_listener()
             if self.retry_at is not None and time.monotonic() >= self.retry_at:
                 self.start_listener()
         if self.listener is not None:

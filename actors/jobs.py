@@ -633,8 +633,9 @@ class JobBook:
                 segments = self.store.segments(job_id)
                 data["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
                 data["marks"] = row.marks
-                self.history.record(row, data["text"])
         if reason:
             data["reason"] = reason
         self.log.info(f"job_{state}", job=job_id, **{k: v for k, v in data.items() if k != "text"})
         self.emit(state, job_id, **data)
+        if state == "completed" and row.kind == "audio":  # after the event: not on the text's path
+            self.history.record(row, data["text"])

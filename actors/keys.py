@@ -3,8 +3,9 @@
 Pure logic, no keyboard access (actors/hotkey.py feeds it from pynput), so it is tested on
 its own. Key autorepeat shows up as repeated presses of a key that is already down; those
 never change anything. `hold` starts on the press that completes the combination and stops
-on the release of any of its keys; `toggle` starts and stops on successive completions. A
-recording shorter than `min_hold_s` is cancelled as a tap instead of stopped.
+on the release of any of its keys; a hold shorter than `min_hold_s` is cancelled as a tap
+instead of stopped. `toggle` sends `toggle` on every completion and lets the audio actor,
+which knows whether it records (a CLI stop, a cap, a refused start), decide.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def parse_combo(text: str) -> frozenset[str]:
 class Action:
     """A PTT action to send (protocol/ptt.py)."""
 
-    action: str  # start, stop or cancel
+    action: str  # start, stop, cancel or toggle
     at: float
     reason: str = ""
 
@@ -76,11 +77,11 @@ class HotkeyMachine:
         self.down.add(key)
         if was_complete or not self.combo <= self.down:
             return []
+        if self.mode == "toggle":
+            return [Action("toggle", at)]
         if self.recording_since is None:
             self.recording_since = at
             return [Action("start", at)]
-        if self.mode == "toggle":
-            return [self._end(at)]
         return []
 
     def release(self, key: str, at: float) -> list[Action]:

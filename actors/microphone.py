@@ -1,10 +1,14 @@
 """The microphone: one sounddevice InputStream, 16 kHz mono int16, kept open.
 
-PortAudio calls back in its own thread with 10 ms blocks; they wait in a queue until the
-audio actor's loop reads them. `problem()` says when the device has failed: the stream
-stopped, the callback reported an error, or no frames arrived for `stall_s` (an unplugged
-device often just goes quiet). Reopening rescans PortAudio's device list, so a device that
-came back, or a new default, is found without restarting the process.
+PortAudio calls back in its own thread with 10 ms blocks, each stamped with the wall-clock
+time of its capture; they wait in a queue until the audio actor's loop reads them.
+`problem()` says when the device has failed: the stream ended (PortAudio's finished
+callback, as when PulseAudio loses the source) or no frames arrived for `stall_s` (a device
+moved or gone quiet). A failed open is retried by the actor; every retry after a failure
+rescans PortAudio's device list, so a device plugged in later, or back, is found without a
+restart. Stopping is `abort()` then `close()`, never `stop()`, which waits for data a stalled
+device never sends; if even that hangs, the stream is abandoned and PortAudio is not
+re-initialised under it.
 """
 
 from __future__ import annotations
@@ -58,13 +62,16 @@ class Microphone:
     def __init__(self, device: str = "", stall_s: float = 1.0) -> None:
         self.device_spec = device
         self.stall_s = stall_s
-        self.blocks: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+        self.blocks: queue.SimpleQueue[tuple[np.ndarray, float]] = queue.SimpleQueue()
         self.stream: Any = None
         self.name = ""
         self.last_frame = 0.0
         self.error = ""
         self.opened = 0
+        self.attempts = 0
         self.flags = 0
+        self.close_hung = False
+        self.frames_since_open = 0
 
     @property
     def is_open(self) -> bool:
@@ -73,10 +80,11 @@ class Microphone:
     def open(self) -> None:
         """Open and start the stream, rescanning devices after the first time."""
         sd = _sounddevice()
-        if self.opened:
-            sd._terminate()  # forget the old device list; a returned device has a new entry
-            sd._initialize()
+        self.attempts += 1
         try:
+            if self.attempts > 1 and not self.close_hung:
+                sd._terminate()  # forget the old device list; a returned device has a new entry
+                sd._initialize()
             device = resolve_device(sd, self.device_spec)
             stream = sd.InputStream(
                 samplerate=SAMPLE_RATE,
@@ -92,14 +100,19 @@ class Microphone:
             raise
         except Exception as exc:  # PortAudioError and friends
             raise MicrophoneError(f"cannot open the microphone: {exc}") from exc
-        info = sd.query_devices(stream.device)
-        self.stream, self.name, self.error = stream, str(info["name"]), ""
+        try:
+            name = str(sd.query_devices(stream.device)["name"])
+        except Exception:
+            name = str(stream.device)
+        self.stream, self.name, self.error = stream, name, ""
         self.last_frame = time.monotonic()
+        self.frames_since_open = 0
         self.opened += 1
 
     def _callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
-        self.blocks.put(indata[:, 0].copy())
+        self.blocks.put((indata[:, 0].copy(), time.time()))
         self.last_frame = time.monotonic()
+        self.frames_since_open += frames
         if status:  # overflows lose a few ms; not a device failure
             self.flags += 1
 
@@ -107,8 +120,8 @@ class Microphone:
         if generation == self.opened and self.stream is not None:  # not an old, closed stream
             self.error = "the audio stream ended"
 
-    def read(self) -> list[np.ndarray]:
-        """Every block captured since the last call."""
+    def read(self) -> list[tuple[np.ndarray, float]]:
+        """Every (block, capture time of its last sample) since the last call."""
         out = []
         while True:
             try:
@@ -146,3 +159,4 @@ class Microphone:
         closer = threading.Thread(target=shut, name="mic-close", daemon=True)
         closer.start()
         closer.join(CLOSE_TIMEOUT_S)
+        self.close_hung = self.close_hung or closer.is_alive()

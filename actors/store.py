@@ -448,15 +448,12 @@ class Store:
 
     def history(self, search: str = "", limit: int = 50) -> tuple[list[HistoryRow], int]:
         """Entries newest first (all when limit is 0), and the total stored."""
-        query, args = "SELECT * FROM history", list[Any]()
-        if search:
-            query += " WHERE instr(lower(text), lower(?)) > 0"
-            args.append(search)
-        query += " ORDER BY created DESC, id DESC"
+        rows = self.db.execute("SELECT * FROM history ORDER BY created DESC, id DESC").fetchall()
+        if search:  # in Python: SQLite's lower() folds ASCII only
+            needle = search.casefold()
+            rows = [r for r in rows if needle in r["text"].casefold()]
         if limit:
-            query += " LIMIT ?"
-            args.append(limit)
-        rows = self.db.execute(query, args).fetchall()
+            rows = rows[:limit]
         total = int(self.db.execute("SELECT COUNT(*) AS n FROM history").fetchone()["n"])
         entries = [
             HistoryRow(

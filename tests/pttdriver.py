@@ -37,7 +37,12 @@ class PushToTalkRig:
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.mic_root = Path(tempfile.mkdtemp(prefix="mic", dir="/tmp"))
         self.display = Display().start()
-        self.mic = Microphone(self.mic_root, sink=False).start()  # unplugging it ends the stream
+        try:
+            self.mic = Microphone(self.mic_root, sink=False).start()  # unplugging it ends the stream
+        except BaseException:
+            self.display.stop()
+            shutil.rmtree(self.mic_root, ignore_errors=True)
+            raise
         self.stack = Stack(settings)
         self.stack.env.update(self.display.env)
         self.stack.env.update(self.mic.env)

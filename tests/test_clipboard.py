@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import queue
 import select
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +18,10 @@ from typing import Any
 import pytest
 
 from actors.clipboard import Clipboard, ClipboardError, Typist
+from tests.keylistener import KeyListener
 
 TEXT = "naïve café — 東京"
 START_TIMEOUT_S = 10.0
-EVENT_TIMEOUT_S = 5.0
 X_TOOLS = ("xclip", "xsel")
 # -r: no key autorepeat. -noreset: without it the server resets whenever its last client leaves
 # (our readiness probe, the first xclip) and refuses connections meanwhile: "Can't open display".
@@ -232,95 +228,6 @@ def test_wayland_round_trip(wayland_env: dict[str, str]) -> None:
     assert time.monotonic() - started < 0.5
     assert "wl-copy" not in child_commands()
     assert clipboard.get() == "line one\n" + TEXT
-
-
-LISTENER = r"""
-import json, subprocess, sys, threading, time
-from pynput import keyboard
-from pynput.keyboard import Key
-
-recording = threading.Event()
-held = set()
-
-
-def emit(**event):
-    print(json.dumps({**event, "t": time.monotonic()}), flush=True)
-
-
-def name(key):
-    return getattr(key, "char", None) or getattr(key, "name", None) or str(key)
-
-
-def on_press(key):
-    if key == Key.f12:  # the probe that proves RECORD is delivering
-        recording.set()
-        return
-    held.add(name(key))
-    emit(press=name(key))
-    if (name(key) == "v" and "ctrl" in held) or (name(key) == "insert" and "shift" in held):
-        cmd = ["xclip", "-selection", "clipboard", "-out"]
-        emit(pasted=subprocess.run(cmd, capture_output=True, timeout=5).stdout.decode())
-
-
-def on_release(key):
-    held.discard(name(key))
-
-
-listener = keyboard.Listener(on_press=on_press, on_release=on_release)
-listener.start()
-listener.wait()  # ready is marked before the RECORD context is enabled: probe until a key arrives
-probe = keyboard.Controller()
-deadline = time.monotonic() + 5
-while not recording.wait(0.05):
-    if time.monotonic() > deadline:
-        sys.exit("the listener never saw the probe key")
-    probe.tap(Key.f12)
-emit(ready=True)
-sys.stdin.read()
-listener.stop()
-"""
-
-
-class KeyListener:
-    """A pynput keyboard Listener in its own process, reporting key presses as JSON lines."""
-
-    def __init__(self, env: dict[str, str], script: Path) -> None:
-        script.write_text(LISTENER)
-        self.process = subprocess.Popen(
-            [sys.executable, str(script)],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.until(lambda e: e.get("ready"), START_TIMEOUT_S)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.events.put(json.loads(line))
-
-    def until(self, done: Callable[[dict[str, Any]], Any], timeout_s: float = EVENT_TIMEOUT_S) -> list[dict]:
-        """Events up to and including the first one `done` accepts."""
-        seen: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout_s
-        while not seen or not done(seen[-1]):
-            try:
-                seen.append(self.events.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                raise AssertionError(f"listener: no matching event in {timeout_s} s; saw {seen}") from None
-        return seen
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

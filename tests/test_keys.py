@@ -60,18 +60,14 @@ def test_other_keys_do_not_start() -> None:
     assert m.release("space", 0.2) == [] and m.release("shift", 0.3) == []
 
 
-def test_toggle_starts_and_stops_on_successive_presses() -> None:
+def test_toggle_sends_toggle_on_each_completion_and_ignores_autorepeat() -> None:
     m = HotkeyMachine(parse_combo("ctrl+space"), mode="toggle", min_hold_s=0.15)
     m.press("ctrl", 0.0)
-    assert m.press("space", 0.1) == [Action("start", 0.1)]
+    assert m.press("space", 0.1) == [Action("toggle", 0.1)]
     assert [a for i in range(10) for a in m.press("space", 0.2 + i * 0.03)] == []  # autorepeat
-    assert m.release("space", 0.6) == [] and m.release("ctrl", 0.7) == []  # still recording
+    assert m.release("space", 0.6) == [] and m.release("ctrl", 0.7) == []  # releases do nothing
     m.press("ctrl", 3.0)
-    assert m.press("space", 3.1) == [Action("stop", 3.1)]
-    m.release("space", 3.2)
-    assert m.press("space", 3.3) == [Action("start", 3.3)]
-    m.release("space", 3.35)
-    assert m.press("space", 3.4) == [Action("cancel", 3.4, reason="tap")]
+    assert m.press("space", 3.1) == [Action("toggle", 3.1)]
 
 
 def test_unknown_mode_is_refused() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 
 from protocol.control import JobStatus, ListJobs, Ping, Stats
 from tests.harness import poll
+from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.rig import Display, load_pcm, need_binaries, speech_pcm
 
@@ -78,6 +81,46 @@ def test_hold_speak_release_puts_the_sentence_in_the_clipboard_and_history(
     assert stats["count"] >= 1 and stats["p50"] is not None
 
 
+def speak_around_the_key(rig: PushToTalkRig, press_after_s: float, release_before_s: float) -> str:
+    """Start SENTENCE, press the key `press_after_s` after its first sound, release it
+    `release_before_s` before its last sound; return what was delivered."""
+    pcm = speech_pcm(SENTENCE, pad_s=0.0)
+    loud = np.nonzero(np.abs(pcm.astype(np.int32)) > 300)[0]
+    first_sound, last_sound = loud[0] / 16000, loud[-1] / 16000
+    marker = rig.mark_clipboard()
+    written = rig.mic.play(pcm)
+    poll(lambda: time.time() >= written + first_sound + press_after_s, 5, interval_s=0.002)
+    rig.display.key_down(KEY)
+    poll(lambda: time.time() >= written + last_sound - release_before_s, 10, interval_s=0.002)
+    rig.display.key_up(KEY)
+    rig.mic.wait_played()
+    return str(poll(lambda: (t := rig.display.clipboard()) != marker and t, 60, what="clipboard"))
+
+
+def test_preroll_keeps_the_first_word_spoken_before_the_key(rig: PushToTalkRig) -> None:
+    """Speech starts 250 ms before the press: the 300 ms pre-roll keeps "Please"; without a
+    pre-roll (the control) the first word is lost."""
+    assert words(speak_around_the_key(rig, press_after_s=0.25, release_before_s=-0.3)) == words(SENTENCE)
+    rig.restart("audio", **{"audio.preroll_ms": 0})
+    try:
+        clipped = speak_around_the_key(rig, press_after_s=0.25, release_before_s=-0.3)
+        assert words(clipped)[0] != "please", clipped
+    finally:
+        rig.restart("audio", **{"audio.preroll_ms": 300})
+
+
+def test_postroll_keeps_the_last_word_after_an_early_release(rig: PushToTalkRig) -> None:
+    """The key comes up 220 ms before the last sound: the 200 ms post-roll keeps "menu";
+    without a post-roll (the control) the last word is lost."""
+    assert words(speak_around_the_key(rig, press_after_s=-0.3, release_before_s=0.22)) == words(SENTENCE)
+    rig.restart("audio", **{"audio.postroll_ms": 0})
+    try:
+        clipped = speak_around_the_key(rig, press_after_s=-0.3, release_before_s=0.22)
+        assert words(clipped)[-1] != "menu", clipped
+    finally:
+        rig.restart("audio", **{"audio.postroll_ms": 200})
+
+
 def test_a_real_recording(rig: PushToTalkRig, real_speech: Path) -> None:
     pcm = load_pcm(real_speech / "clips" / "whisper_jfk" / "jfk.flac")
     d = rig.dictate(pcm)
@@ -138,9 +181,10 @@ def test_toggle_mode(rig: PushToTalkRig, events: Any) -> None:
         rig.restart("hotkey", **{"hotkey.mode": "hold"})
 
 
-def test_key_autorepeat_gives_one_recording(rig: PushToTalkRig, events: Any) -> None:
+def test_key_autorepeat_gives_one_recording(rig: PushToTalkRig, events: Any, tmp_path: Path) -> None:
     repeating = Display(autorepeat=True).start()
     hotkey_display = rig.stack.env["DISPLAY"]
+    watcher = KeyListener(repeating.env, tmp_path / "watch.py")  # sees what the hotkey sees
     try:
         rig.stack.env["DISPLAY"] = repeating.name  # the hotkey listens there; deliver stays put
         rig.restart("hotkey")
@@ -150,6 +194,8 @@ def test_key_autorepeat_gives_one_recording(rig: PushToTalkRig, events: Any) -> 
         rig.mic.wait_played()  # about 2.5 s held: dozens of repeated presses
         repeating.key_up(KEY)
         text = poll(lambda: (t := rig.display.clipboard()) != marker and t, 60, what="clipboard")
+        spaces = [e for e in watcher.drain() if e.get("press") == "space"]
+        assert len(spaces) >= 10, "the X server did not autorepeat"
         _, seen = wait_kind(events, "delivered")
         starts = [e for e in seen if e.kind == "recording" and e.data["state"] == "started"]
         queued = [e for e in seen if e.kind == "queued"]
@@ -158,6 +204,7 @@ def test_key_autorepeat_gives_one_recording(rig: PushToTalkRig, events: Any) -> 
     finally:
         rig.stack.env["DISPLAY"] = hotkey_display
         rig.restart("hotkey")
+        watcher.close()
         repeating.stop()
 
 
@@ -263,3 +310,55 @@ def test_history_retention_is_enforced(rig: PushToTalkRig, events: Any) -> None:
     finally:
         rig.restart("scheduler", **{"history.max_entries": 10000})
         rig.stack.wait_ready(roles=("transcriber", "audio", "hotkey", "deliver"))
+
+
+def test_paste_mode_pastes_into_the_focused_application_and_restores_the_clipboard(
+    rig: PushToTalkRig, tmp_path: Path
+) -> None:
+    rig.restart("deliver", **{"deliver.mode": "paste", "deliver.restore_after_ms": 300})
+    app = KeyListener(rig.display.env, tmp_path / "app.py")  # stands in for the focused window
+    try:
+        rig.display.set_clipboard("what the user had copied")
+        rig.display.key_down(KEY)
+        rig.mic.play(speech_pcm(SENTENCE))
+        rig.mic.wait_played()
+        rig.display.key_up(KEY)
+        pasted = app.until(lambda e: "pasted" in e, timeout_s=60)[-1]["pasted"]
+        assert words(pasted) == words(SENTENCE)
+        poll(lambda: rig.display.clipboard() == "what the user had copied", 10, what="the clipboard restored")
+    finally:
+        app.close()
+        rig.restart("deliver", **{"deliver.mode": "clipboard"})
+
+
+def test_type_mode_types_at_the_cursor(rig: PushToTalkRig, tmp_path: Path) -> None:
+    rig.restart("deliver", **{"deliver.mode": "type"})
+    app = KeyListener(rig.display.env, tmp_path / "app.py")
+    try:
+        d = rig.dictate(speech_pcm(SENTENCE))
+        text, _ = rig.clipboard_text(d)  # the clipboard gets it too
+        presses = app.until(lambda e: e.get("press") == text[-1], timeout_s=60)
+        typed = "".join(
+            " " if e["press"] == "space" else e["press"]
+            for e in presses
+            if "press" in e and (len(e["press"]) == 1 or e["press"] == "space")
+        )
+        assert typed.endswith(text)  # after the hotkey's own space
+    finally:
+        app.close()
+        rig.restart("deliver", **{"deliver.mode": "clipboard"})
+
+
+def test_an_utterance_made_while_the_scheduler_is_down_is_kept_and_transcribed_once(
+    rig: PushToTalkRig,
+) -> None:
+    rig.stack.signal("scheduler", signal.SIGKILL)
+    d = rig.dictate(speech_pcm(SENTENCE))  # hotkey and audio work without the scheduler
+    poll(lambda: rig.stack.log_events("audio", "submit_failed"), 30, what="the audio actor to keep it")
+    rig.stack.start("scheduler")
+    rig.stack.wait_ready(roles=("ingest", "transcriber", "audio", "hotkey", "deliver"))
+    text, _ = rig.clipboard_text(d)
+    assert words(text) == words(SENTENCE)
+    label = rig.stack.log_events("audio", "submitted")[-1]["label"]
+    jobs = rig.stack.client.call(ListJobs(limit=1000))["jobs"]
+    assert [j["label"] for j in jobs].count(label) == 1
