@@ -31,7 +31,7 @@ def test_members_degrade_and_say_why_while_the_stack_works(utterance: tuple[Path
     with headless(Stack()) as s:
         s.start(*ALL_ACTORS)
         s.wait_ready(roles=("ingest", "transcriber", *MEMBERS))
-        hotkey, audio, deliver = (health(s, a) for a in MEMBERS)
+        audio, hotkey, deliver = (health(s, a) for a in MEMBERS)
         assert hotkey["health"] == "degraded" and "DISPLAY is not set" in hotkey["detail"]
         assert "sottovoce ptt toggle" in hotkey["detail"]
         assert audio["health"] == "degraded" and "microphone" in audio["detail"]

@@ -82,9 +82,17 @@ def dictate_all(
 ) -> list[dict]:
     results = []
     for clip, pcm in zip(clips, pcms, strict=True):
+        before = len(rig.history(limit=0))
         d = rig.dictate(pcm, lead_s=LEAD_S)
-        text, seen = rig.clipboard_text(d, timeout_s=120)
-        entry = rig.wait_history(1)[0]
+        try:
+            text, seen = rig.clipboard_text(d, timeout_s=60)
+        except TimeoutError:  # counted, not fatal: the summary says how many
+            results.append(
+                {"file": clip["file"], "audio_s": rnd(len(pcm) / 16000), "error": "no text in 60 s"}
+            )
+            say(f"{phase}: {clip['file']}: no text in 60 s")
+            continue
+        entry = rig.wait_history(before + 1)[0]
         results.append(
             {
                 "file": clip["file"],
@@ -99,13 +107,15 @@ def dictate_all(
     return results
 
 
-def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(all_results: list[dict[str, Any]]) -> dict[str, Any]:
+    results = [r for r in all_results if "error" not in r]
     seen = [r["release_to_clipboard_s"] for r in results]
     marks = [r["latency"]["release_to_text"] for r in results if "release_to_text" in r["latency"]]
     return {
         "release_to_clipboard_s": {"p50": rnd(percentile(seen, 50)), "p95": rnd(percentile(seen, 95))},
         "release_to_text_s": {"p50": rnd(percentile(marks, 50)), "p95": rnd(percentile(marks, 95))},
         "count": len(results),
+        "failed": len(all_results) - len(results),
         "wer_mean": rnd(sum(r["wer"] for r in results) / len(results), 4),
     }
 
@@ -145,6 +155,7 @@ def run(count: int, seed: int) -> dict[str, Any]:
         }
         for phase, results in (("idle", idle), ("load", loaded))
         for r, b, c in zip(results, bare, clips, strict=True)
+        if "error" not in r
     ]
     bound = (idle_sum["release_to_text_s"]["p95"] or 0) + (compute_p95 or 0)
     return {
