@@ -95,6 +95,10 @@ class Clipboard:
                 message = stderr.read().decode("utf-8", "replace").strip()
                 raise ClipboardError(f"{self._name} failed (exit {done.returncode}): {message}")
         # xsel forks before it takes the selection, so its exit does not mean the text is served yet.
+        # wl-copy owns the selection before its parent exits, and reading it back with wl-paste
+        # would steal focus on GNOME (wl-clipboard issue 90): no read-back there.
+        if self._name == "wl-copy":
+            return
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         while (held := self.get()) != (text or None):
             if time.monotonic() > deadline:

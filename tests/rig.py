@@ -21,12 +21,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pytest
+
+from tests.harness import poll
 
 RATE_HZ = 16000
 BLOCK_S = 0.01
@@ -37,21 +38,6 @@ CLIPBOARD_TIMEOUT_S = 2.0
 PUMP_INTERVAL_S = 0.01
 SOURCE_NAME = "vmic"
 PIPE_SOURCE_ARGS = f"source_name={SOURCE_NAME} file={{fifo}} format=s16le rate={RATE_HZ} channels=1"
-
-T = TypeVar("T")
-
-
-def poll(condition: Callable[[], T], timeout_s: float, interval_s: float = 0.01, what: str = "") -> T:
-    """Call `condition` until it returns something truthy; raise TimeoutError at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what or condition}")
-        time.sleep(interval_s)
-
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group led by `proc`, SIGKILL it if it outlives STOP_TIMEOUT_S."""

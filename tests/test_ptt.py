@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from protocol.control import JobStatus, ListJobs, Ping, Stats
-from tests.harness import poll
+from tests.harness import LONG_FLAC, poll
 from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.rig import Display, load_pcm, need_binaries, speech_pcm
@@ -362,3 +362,31 @@ def test_an_utterance_made_while_the_scheduler_is_down_is_kept_and_transcribed_o
     label = rig.stack.log_events("audio", "submitted")[-1]["label"]
     jobs = rig.stack.client.call(ListJobs(limit=1000))["jobs"]
     assert [j["label"] for j in jobs].count(label) == 1
+
+
+def test_a_dictation_longer_than_one_window_is_windowed_like_a_file(rig: PushToTalkRig, events: Any) -> None:
+    """40 s held: more than one 30 s Whisper window, one job, the whole text in order."""
+    if LONG_FLAC.exists():
+        pcm = load_pcm(LONG_FLAC)[: 40 * 16000]
+    else:
+        pcm = np.concatenate([speech_pcm(s) for s in (SENTENCE, LONGER, KITCHEN) * 6])[: 40 * 16000]
+    from faster_whisper import WhisperModel
+
+    from actors.model import embedded_model_path
+
+    bare_segments, _ = WhisperModel(embedded_model_path(), device="cpu", compute_type="int8").transcribe(
+        pcm.astype(np.float32) / 32768, language="en", beam_size=5
+    )
+    bare = " ".join(s.text.strip() for s in bare_segments)
+    d = rig.dictate(pcm)
+    text, _ = rig.clipboard_text(d, timeout_s=120)
+    delivered, _ = wait_kind(events, "delivered")
+    job = rig.stack.client.call(JobStatus(job_id=delivered.job_id))["job"]
+    assert job["chunks_done"] >= 2 and job["duration_s"] > 40
+    assert wer(bare, text) <= 0.05, (bare, text)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(" ".join(words(reference)), " ".join(words(hypothesis))))
