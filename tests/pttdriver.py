@@ -125,12 +125,18 @@ class PushToTalkRig:
         )
 
 
-def wait_kind(sub: Any, kind: str, timeout_s: float = 30, **match: Any) -> tuple[Any, list[Any]]:
-    """Read events until one of `kind` whose data matches; returns it and everything read."""
+def wait_kind(
+    sub: Any, kind: str, timeout_s: float = 30, job_id: str | None = None, **match: Any
+) -> tuple[Any, list[Any]]:
+    """Read events until one of `kind` (of `job_id`, if given) whose data matches; returns it
+    and everything read."""
 
-    def found(events: list[Any]) -> bool:
-        return any(e.kind == kind and all(e.data.get(k) == v for k, v in match.items()) for e in events)
+    def hit(e: Any) -> bool:
+        return (
+            e.kind == kind
+            and (job_id is None or e.job_id == job_id)
+            and all(e.data.get(k) == v for k, v in match.items())
+        )
 
-    events = collect_events(sub, found, timeout_s)
-    hit = next(e for e in events if e.kind == kind and all(e.data.get(k) == v for k, v in match.items()))
-    return hit, events
+    events = collect_events(sub, lambda evs: any(hit(e) for e in evs), timeout_s)
+    return next(e for e in events if hit(e)), events

@@ -39,6 +39,7 @@ PUMP_INTERVAL_S = 0.01
 SOURCE_NAME = "vmic"
 PIPE_SOURCE_ARGS = f"source_name={SOURCE_NAME} file={{fifo}} format=s16le rate={RATE_HZ} channels=1"
 
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group led by `proc`, SIGKILL it if it outlives STOP_TIMEOUT_S."""
     if proc.poll() is None:
