@@ -83,6 +83,8 @@ class AudioActor:
             self.device_down(str(exc))
             return
         self.reopen_at, self.awaiting_frames = None, True
+        if self.mic.opened > 1:
+            self.recorder.discontinuity()
         self.log.info("device_open", device=self.mic.name)
 
     def device_up(self) -> None:
@@ -267,7 +269,11 @@ class AudioActor:
             self.uncertain = False
             self.unsent.popleft()
             self.log.info(
-                "submitted", job=job["id"], label=request.label, audio_s=len(request.pcm) / 2 / SAMPLE_RATE
+                "submitted",
+                job=job["id"],
+                label=request.label,
+                audio_s=len(request.pcm) / 2 / SAMPLE_RATE,
+                overflows=self.mic.flags,  # PortAudio blocks flagged since start (lost input)
             )
 
     def already_submitted(self, label: str) -> bool:

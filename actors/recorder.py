@@ -20,8 +20,6 @@ import numpy as np
 SAMPLE_RATE = 16000
 SLACK_S = 5.0
 """Extra audio kept while idle, for a start the loop handles late."""
-GAP_S = 0.1
-"""A jump in block times larger than this is a capture gap (a device outage)."""
 
 
 @dataclass
@@ -52,6 +50,12 @@ class Recorder:
         self.id = ""
         self.key_down = self.key_up = 0.0
         self.origin = ""
+        self.reopened = False
+
+    def discontinuity(self) -> None:
+        """The stream was reopened after an outage: the next block does not follow the last.
+        (Without this, a late burst of blocks is taken as contiguous, which it is.)"""
+        self.reopened = True
 
     @property
     def recording(self) -> bool:
@@ -95,16 +99,18 @@ class Recorder:
 
     def feed(self, block: np.ndarray, t_end: float) -> Utterance | None:
         """Add captured samples (the last captured at `t_end`); returns a completed utterance."""
-        gap = 0.0 if self.last_end is None else t_end - len(block) / SAMPLE_RATE - self.last_end
+        gap = 0.0
+        if self.reopened and self.last_end is not None:
+            gap = max(0.0, t_end - len(block) / SAMPLE_RATE - self.last_end)
+        self.reopened = False
         self.last_end = t_end
         if self.state == "idle":
-            if gap > GAP_S:  # the ring's clock no longer holds across an outage
+            if gap:  # the ring's clock does not hold across an outage
                 self.ring.clear()
                 self.ring_len = 0
             self._to_ring(block)
             return None
-        if gap > GAP_S:
-            self.t0 += gap  # sample counts stay consistent with the clock after a gap
+        self.t0 += gap  # sample counts stay consistent with the clock after an outage
         if len(block):
             self.parts.append(block)
             self.length += len(block)

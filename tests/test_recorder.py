@@ -103,8 +103,21 @@ def test_an_outage_in_the_stream_does_not_shift_the_cut() -> None:
     feed(rec, 0, 1)
     rec.start(at(160), "cli")
     feed(rec, 1, 100)  # 1 s recorded
-    # a 5 s outage: the next block is captured at 6 s
+    # a 5 s outage: the stream is reopened and the next block is captured at 6 s
+    rec.discontinuity()
     late = np.arange(0, BLOCK, dtype=np.int16)
     rec.feed(late, at(160 + 16000 + 5 * RATE + BLOCK))
     done = rec.stop(at(160 + 16000 + 5 * RATE + BLOCK))
     assert done is not None and len(done.pcm) == 16000 + BLOCK  # no 5 s of waiting for audio
+
+
+def test_a_late_burst_of_blocks_is_not_an_outage() -> None:
+    """The loop or the sound server stalled: blocks arrive late, all stamped at once."""
+    rec = Recorder(preroll_s=0.3, postroll_s=0.0, max_samples=10**6)
+    feed(rec, 0, 100)
+    burst_time = at(16000 + 50 * BLOCK)
+    for i in range(100, 150):  # captured over 0.5 s, delivered in one go 0.5 s late
+        rec.feed(block(i)[0], burst_time)
+    rec.start(at(24000), "cli")  # the pre-roll is still there: nothing was cleared
+    done = rec.stop(at(24000))
+    assert done is not None and len(done.pcm) == 4800
