@@ -53,6 +53,7 @@ class AudioActor:
         self.vad_threshold = float(cfg.get("audio.vad_threshold"))
         self.retry_max_s = float(cfg.get("audio.retry_max_s"))
         self.language = cfg.get("audio.language") or None
+        self.keep_dir = cfg.get("audio.keep_dir")
         self.mic = microphone or Microphone(cfg.get("audio.device"), int(cfg.get("audio.stall_ms")) / 1000)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.link = SchedulerLink(cfg, "audio", log)
@@ -229,6 +230,8 @@ class AudioActor:
             from actors.melref import mel_reference
 
             mel_max = mel_reference(utterance.pcm)
+        if self.keep_dir:
+            self.keep(utterance)
         marks = {"key_down": utterance.key_down, "key_up": utterance.key_up, "submitted": time.time()}
         self.unsent.append(
             SubmitAudio(
@@ -242,6 +245,21 @@ class AudioActor:
             )
         )
         self.submit_pending()
+
+    def keep(self, utterance: Utterance) -> None:
+        """Write the utterance as `utterance-<id>.wav` in audio.keep_dir (troubleshooting)."""
+        import wave
+
+        path = Path(self.keep_dir).expanduser() / f"utterance-{utterance.id}.wav"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(SAMPLE_RATE)
+                out.writeframes(utterance.pcm.astype("<i2").tobytes())
+        except OSError as exc:
+            self.log.warning("keep_failed", path=str(path), reason=str(exc))
 
     def submit_pending(self) -> None:
         """Submit kept utterances in order; on failure keep them and retry later. A submit

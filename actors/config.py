@@ -65,6 +65,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "stall_ms": 1000,  # no frames for this long: the device is treated as lost
         "retry_max_s": 5.0,  # reopen back-off cap after a device loss
         "language": "",  # push-to-talk jobs' language; empty: defaults.language
+        "keep_dir": "",  # troubleshooting: also write every utterance here as a WAV file
     },
     "hotkey": {  # global push-to-talk key (actors/hotkey.py)
         "key": "ctrl+space",  # modifiers and one key, joined by +

@@ -526,6 +526,7 @@ def load_pcm(path: Path) -> np.ndarray:
     out = subprocess.run(
         [
             "sox",
+            "-D",  # no dither: the same input gives the same samples on every call
             str(path),
             "-t",
             "raw",

@@ -222,7 +222,7 @@ def test_under_file_load_ptt_comes_first_and_the_file_is_unchanged(
     _, before = wait_kind(events, "dispatched", timeout_s=60, job_id=file_job)
     d = rig.dictate(speech_pcm(SENTENCE))
     text, _ = rig.clipboard_text(d)
-    assert wer(SENTENCE, text) <= 0.2, text  # under load the rig's audio path may garble a word
+    assert words(text) == words(SENTENCE)
     delivered, after = wait_kind(events, "delivered")
     seen = before + after
     dispatches = [(i, e.job_id) for i, e in enumerate(seen) if e.kind == "dispatched"]
@@ -262,7 +262,7 @@ def test_microphone_unplugged_mid_recording_recovers_without_restart(rig: PushTo
     assert rig.stack.client.call(Ping(actor="audio"))["workers"][0]["health"] == "ok"
     d = rig.dictate(speech_pcm(SENTENCE))
     text, _ = rig.clipboard_text(d)
-    assert wer(SENTENCE, text) <= 0.2, text  # one misheard word allowed: the point is that dictation works again
+    assert words(text) == words(SENTENCE)
 
 
 def test_long_utterance_is_capped_at_max_length(rig: PushToTalkRig, events: Any) -> None:
@@ -381,9 +381,8 @@ def test_a_dictation_longer_than_one_window_is_windowed_like_a_file(rig: PushToT
     bare = " ".join(s.text.strip() for s in bare_segments)
     d = rig.dictate(pcm)
     text, _ = rig.clipboard_text(d, timeout_s=120)
-    delivered, _ = wait_kind(events, "delivered")
-    job = rig.stack.client.call(JobStatus(job_id=delivered.job_id))["job"]
-    assert job["chunks_done"] >= 2 and job["duration_s"] > 40
+    job = rig.stack.client.call(ListJobs(limit=1))["jobs"][0]  # the newest: this dictation
+    assert job["source"] == "ptt" and job["chunks_done"] >= 2 and job["duration_s"] > 40
     assert wer(bare, text) <= 0.05, (bare, text)
 
 
