@@ -80,6 +80,20 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "restore_after_ms": 500,  # paste mode: restore the previous clipboard after this
         "max_age_s": 30.0,  # older results (kept while the stack was down) only go to the clipboard
     },
+    "watch": {  # watch folders (actors/watcher.py)
+        "inboxes": [],  # folders to watch; in the environment or --set: separated by ":"
+        "outbox": "",  # transcripts; empty: `out` beside each inbox
+        "done_dir": "",  # sources after export; empty: `done` beside each inbox
+        "failed_dir": "",  # sources that failed, with NAME.error.txt; empty: `failed` beside each inbox
+        "move_done": True,  # false: leave exported sources in the inbox
+        "formats": "txt,srt",
+        "recursive": False,
+        "include": "*",  # comma-separated globs a file name must match
+        "exclude": ".*,*~,*.part,*.partial,*.tmp,*.crdownload,*.download",
+        "settle_s": 2.0,  # unchanged this long (or moved in): the file is complete
+        "order": "name",  # files already there at start: name or mtime order
+        "language": "",  # watched files' language; empty: defaults.language
+    },
     "history": {  # push-to-talk history in the store
         "retention_days": 30.0,  # older entries are deleted; 0 keeps them forever
         "max_entries": 10000,  # 0: no limit
@@ -108,6 +122,10 @@ class ConfigError(ValueError):
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:
     """Convert a file, environment or CLI value to the type of the default."""
+    if isinstance(default, list):
+        if isinstance(raw, list):
+            return [str(item) for item in raw]
+        return [part for part in str(raw).split(os.pathsep) if part]
     if isinstance(default, bool):
         if isinstance(raw, bool):
             return raw
@@ -143,7 +161,10 @@ class Config:
     @classmethod
     def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> Config:
         """Defaults <- file <- environment <- `overrides` ("section.key=value")."""
-        values = {section: dict(keys) for section, keys in DEFAULTS.items()}
+        values = {
+            section: {k: list(v) if isinstance(v, list) else v for k, v in keys.items()}
+            for section, keys in DEFAULTS.items()
+        }
         path = path or default_config_path()
         if path.exists():
             try:
@@ -184,7 +205,10 @@ class Config:
         env = {}
         for section, keys in self.values.items():
             for key, value in keys.items():
-                text = str(value).lower() if isinstance(value, bool) else str(value)
+                if isinstance(value, list):
+                    text = os.pathsep.join(value)
+                else:
+                    text = str(value).lower() if isinstance(value, bool) else str(value)
                 env[f"SOTTOVOCE_{section}_{key}".upper()] = text
         return env
 

@@ -328,7 +328,7 @@ class JobBook:
                 f"cannot report {req.kind!r}; one of {', '.join(REPORTED_KINDS)}",
             )
         if req.kind != "delivered":
-            self.emit(req.kind, "", **req.data)
+            self.emit(req.kind, req.job_id, **req.data)
             return _ok()
         row = self._row(req.job_id)
         if row is None:

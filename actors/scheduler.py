@@ -60,7 +60,7 @@ from protocol.work import (
 
 SENDER = "scheduler"
 WORKER_ROLES = ("transcriber", "ingest")
-MEMBER_ROLES = ("audio", "hotkey", "deliver")
+MEMBER_ROLES = ("audio", "hotkey", "deliver", "watcher")
 """Members say READY and heartbeat so their health is known; they never get tasks."""
 R = TypeVar("R")
 

@@ -1,0 +1,100 @@
+"""Watch folders end to end: the real watcher process (watchdog/inotify) on a real stack with
+tiny.en; files moved in, copied slowly, broken, duplicated; the watcher killed mid-batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from protocol.control import ListJobs
+from tests.harness import Stack, espeak_wav, poll
+
+SETTLE_S = 1.0
+
+
+@pytest.fixture
+def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    folder = Path(tmp_path_factory.mktemp("watch"))
+    with Stack(
+        {"watch.inboxes": str(folder / "inbox"), "watch.formats": "txt,json", "watch.settle_s": SETTLE_S}
+    ) as stack:
+        stack.start("scheduler", "ingest", "transcriber", "watcher")
+        stack.wait_ready(roles=("ingest", "transcriber", "watcher"))
+        yield stack, folder
+
+
+def drop_by_rename(source: Path, inbox: Path, name: str) -> Path:
+    """How a careful tool delivers: write elsewhere on the same disk, then rename in."""
+    staging = inbox.parent / f".staging-{name}"
+    shutil.copyfile(source, staging)
+    target = inbox / name
+    os.replace(staging, target)
+    return target
+
+
+def copy_slowly(source: Path, target: Path, pieces: int = 5, pause_s: float = SETTLE_S / 3) -> None:
+    """A slow copy: pieces with pauses shorter than the settle time (the pacing of a writer,
+    not a wait for the system under test)."""
+    data = source.read_bytes()
+    step = len(data) // pieces + 1
+    with target.open("wb") as out:
+        for i in range(0, len(data), step):
+            out.write(data[i : i + step])
+            out.flush()
+            time.sleep(pause_s)
+
+
+def watcher_jobs(stack: Stack) -> list[dict]:
+    return [j for j in stack.client.call(ListJobs(limit=1000))["jobs"] if j["source"] == "watcher"]
+
+
+def test_files_are_transcribed_once_exported_and_moved(watched: tuple[Stack, Path], tmp_path: Path) -> None:
+    stack, folder = watched
+    inbox, out, done, failed = (folder / n for n in ("inbox", "out", "done", "failed"))
+    first = espeak_wav("Please open the settings menu.", tmp_path / "a.wav")
+    second = espeak_wav("The meeting has been moved to Thursday.", tmp_path / "b.wav")
+    drop_by_rename(first, inbox, "memo.wav")
+    copy_slowly(second, inbox / "meeting.wav")
+    (inbox / "notes.mp3").write_text("this is not audio at all\n" * 50)
+    shutil.copyfile(first, inbox / "memo copy.wav")  # same content, another name
+
+    poll(lambda: (out / "memo.txt").exists() and (out / "meeting.txt").exists(), 120, what="exports")
+    poll(lambda: (failed / "notes.mp3.error.txt").exists(), 60, what="the error file")
+    poll(lambda: (out / "memo copy.txt").exists(), 60, what="the duplicate's export")
+    assert "settings menu" in (out / "memo.txt").read_text().lower()
+    assert "thursday" in (out / "meeting.txt").read_text().lower()
+    assert json.loads((out / "meeting.json").read_text())["segments"]
+    assert (out / "memo copy.txt").read_text() == (out / "memo.txt").read_text()
+    poll(lambda: sorted(p.name for p in done.iterdir()) == ["meeting.wav", "memo copy.wav", "memo.wav"], 30)
+    assert (failed / "notes.mp3").exists()
+    assert "could not be transcribed" in (failed / "notes.mp3.error.txt").read_text()
+    assert not list(inbox.iterdir())
+    jobs = watcher_jobs(stack)
+    assert sorted(j["label"] for j in jobs) == ["meeting.wav", "memo.wav", "notes.mp3"]  # once each
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temp file left in the outbox"
+
+
+def test_a_killed_watcher_loses_nothing_and_repeats_nothing(
+    watched: tuple[Stack, Path], tmp_path: Path
+) -> None:
+    stack, folder = watched
+    inbox, out = folder / "inbox", folder / "out"
+    sentences = ["Open the door.", "Close the window.", "Turn on the lights in the kitchen."]
+    for i, sentence in enumerate(sentences):
+        drop_by_rename(espeak_wav(sentence, tmp_path / f"{i}.wav"), inbox, f"clip{i}.wav")
+    poll(lambda: len(watcher_jobs(stack)) >= 1, 60, what="the first submission")
+    stack.signal("watcher", signal.SIGKILL)
+    stack.start("watcher")
+    poll(lambda: all((out / f"clip{i}.txt").exists() for i in range(3)), 180, what="every export")
+    jobs = watcher_jobs(stack)
+    assert sorted(j["label"] for j in jobs) == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"clip{i}.{f}" for i in range(3) for f in ("json", "txt")
+    )
