@@ -127,12 +127,12 @@ class Watcher:
             return
         self.report("file_seen", path=str(path), sha256=digest)
         known = self.store.get(digest)
-        if known is not None and known.path == str(path):
-            if known.state not in ("exported", "failed") or not self.move_done:
-                return  # the file itself, seen again (a restart, a touch): already handled
         if known is not None:
+            ended = known.state in ("exported", "failed")
+            if known.path == str(path) and (not ended or not self.move_done):
+                return  # the file itself, seen again (a restart, a touch): already handled
             self.log.info("same_content", path=str(path), as_path=known.path, state=known.state)
-            if known.state in ("exported", "failed"):
+            if ended:
                 self.finish_twin(known, path, inbox)
             else:
                 self.twins.setdefault(digest, []).append(path)
@@ -286,7 +286,7 @@ class Watcher:
             self.link.set_health("degraded", "no inbox: set watch.inboxes")
         for inbox in self.inboxes:
             inbox.create()
-        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"job.")
         sub.connect(self.cfg.endpoint("events"))  # connects even before the scheduler binds
