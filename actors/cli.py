@@ -33,7 +33,7 @@ from protocol.control import (
     SubmitAudio,
     SubmitFile,
 )
-from protocol.ptt import Ptt
+from protocol.ptt import Ptt, Watch
 
 FINAL = ("completed", "failed", "cancelled")
 STATUS_POLL_S = 1.0
@@ -365,6 +365,25 @@ def cmd_ptt(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace, cfg: Config, client: Client) -> int:
+    path = ""
+    if args.action in ("add", "remove"):
+        if not args.dir:
+            raise UsageError(f"watch {args.action} needs a folder")
+        path = str(Path(args.dir).expanduser().resolve())
+    watcher = Client(cfg, timeout_s=args.timeout, endpoint="watch")
+    try:
+        data = watcher.call(Watch(action=args.action, path=path))
+    finally:
+        watcher.close()
+    lines = []
+    for inbox in data["inboxes"]:
+        lines.append(f"{inbox['path']}  (out: {inbox['outbox']})")
+        lines += [f"  {f['state']:<10} {f['name']}" for f in inbox["files"]] or ["  (empty)"]
+    emit(args, data, "\n".join(lines) or "no folder is watched; add one with `sottovoce watch add DIR`")
+    return 0
+
+
 def history_line(entry: dict[str, Any]) -> str:
     latency = entry["latency"].get("release_to_text")
     shown = f"{latency:.2f}s" if latency is not None else "-"
@@ -440,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "run",
         cmd_run,
-        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver) in the foreground; "
+        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver, watcher) in the foreground; "
         "Ctrl+C stops them",
         parents=[],
     )
@@ -486,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
         "actor",
         nargs="?",
         default="scheduler",
-        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver"),
+        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher"),
     )
     add("stats", cmd_stats, "queue depths, job counts, chunk timings, push-to-talk latency (request: stats)")
     p = add(
@@ -500,6 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("start", "stop", "toggle", "cancel", "status"),
         help="start or stop recording, toggle between the two, cancel (discard), or show the state",
     )
+    p = add(
+        "watch",
+        cmd_watch,
+        "watch folders: status (each inbox's files and their state), add DIR, remove DIR "
+        "(request: watch, to the watcher)",
+    )
+    p.add_argument("action", nargs="?", choices=("status", "add", "remove"), default="status")
+    p.add_argument("dir", nargs="?", help="the folder, for add and remove")
     p = add(
         "history",
         cmd_history,

@@ -20,6 +20,7 @@ from protocol.events import Event
 from protocol.records import Record
 
 DEFAULT_TIMEOUT_S = 10.0
+ACTOR_OF = {"control": "scheduler", "ptt": "audio actor", "watch": "watcher"}
 RUN_HINT = "start the stack with `sottovoce run` (or `sottovoce up` under supervisord)"
 
 
@@ -58,7 +59,7 @@ class Client:
         if self._sock is None:
             endpoint = self.cfg.endpoint(self.endpoint)
             if not Path(endpoint.removeprefix("ipc://")).exists():
-                who = "the stack is" if self.endpoint == "control" else "the audio actor is"
+                who = "the stack is" if self.endpoint == "control" else f"the {ACTOR_OF[self.endpoint]} is"
                 raise StackNotRunning(f"{who} not running (no socket at {endpoint}); {RUN_HINT}")
             self._sock = self.ctx.socket(zmq.DEALER)
             self._sock.setsockopt(zmq.LINGER, 0)
@@ -90,7 +91,7 @@ class Client:
         self.close()
         raise CallTimeout(
             f"no reply to {record.TYPE} within {timeout_s or self.timeout_s:.0f} s; "
-            f"is the {'scheduler' if self.endpoint == 'control' else 'audio actor'} running? {RUN_HINT}"
+            f"is the {ACTOR_OF.get(self.endpoint, self.endpoint)} running? {RUN_HINT}"
         )
 
     def call(self, record: Record, timeout_s: float | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from actors.client import Client, ClientError
 from actors.config import Config
 from protocol.control import Ping
 
-ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver")
+ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher")
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_MAX_S = 30.0

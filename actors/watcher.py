@@ -31,7 +31,10 @@ from actors.formats import parse_formats, write_atomic, write_outputs
 from actors.inbox import Inbox, Settler, free_path, globs, wanted
 from actors.link import SchedulerLink
 from actors.watchstore import WatchedFile, WatchStore
-from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Report, SubmitFile
+from protocol import ErrorCode, ProtocolError, decode, encode
+from protocol.codec import peek_id
+from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Reply, Report, SubmitFile
+from protocol.ptt import WATCH_ACTIONS, Watch
 
 FINAL = ("completed", "failed", "cancelled")
 TICK_S = 0.2
@@ -51,7 +54,6 @@ class Watcher:
     def __init__(self, cfg: Config, log: Any) -> None:
         self.cfg = cfg
         self.log = log
-        self.inboxes = [Inbox.from_config(cfg, folder) for folder in cfg.get("watch.inboxes")]
         self.formats = parse_formats(cfg.get("watch.formats"))
         self.include, self.exclude = globs(cfg.get("watch.include")), globs(cfg.get("watch.exclude"))
         self.move_done = bool(cfg.get("watch.move_done"))
@@ -59,6 +61,11 @@ class Watcher:
         self.language = cfg.get("watch.language") or None
         self.settler = Settler(float(cfg.get("watch.settle_s")))
         self.store = WatchStore(cfg.data_dir / "watcher.sqlite3")
+        folders = {str(Path(f).expanduser().resolve()): True for f in cfg.get("watch.inboxes")}
+        folders.update(self.store.inbox_changes())  # added and removed at run time
+        self.inboxes = [Inbox.from_config(cfg, f) for f, watched in folders.items() if watched]
+        self.watches: dict[Path, Any] = {}
+        """Each inbox's watchdog watch, to unschedule on remove."""
         self.client = Client(cfg, timeout_s=10.0, name="watcher")
         self.reporter = Reporter(cfg, "watcher")
         self.link = SchedulerLink(cfg, "watcher", log)
@@ -70,6 +77,12 @@ class Watcher:
         self.poll_at = 0.0
         self.running = True
         self.observer: Any = None
+        self.handler: Any = None
+        self.router: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.endpoint_path = Path(cfg.endpoint("watch").removeprefix("ipc://"))
+        self.endpoint_path.unlink(missing_ok=True)
+        self.router.bind(cfg.endpoint("watch"))
 
     # --- finding files ----------------------------------------------------------------------
 
@@ -83,10 +96,10 @@ class Watcher:
         if path.is_file() and wanted(path.name, self.include, self.exclude) and self.inbox_of(path):
             self.settler.note(path, moved)
 
-    def scan(self) -> None:
+    def scan(self, inboxes: list[Inbox] | None = None) -> None:
         """Files already in the inboxes, in `watch.order`."""
         found = []
-        for inbox in self.inboxes:
+        for inbox in self.inboxes if inboxes is None else inboxes:
             pattern = "**/*" if self.recursive else "*"
             found += [p for p in inbox.path.glob(pattern) if p.is_file()]
         key = (lambda p: p.stat().st_mtime_ns) if self.cfg.get("watch.order") == "mtime" else str
@@ -108,10 +121,85 @@ class Watcher:
                 elif event.event_type in ("created", "modified", "closed"):
                     changes.put(("changed", os.fsdecode(event.src_path)))
 
+        self.handler = Forward()
         self.observer = Observer()
         for inbox in self.inboxes:
-            self.observer.schedule(Forward(), str(inbox.path), recursive=self.recursive)
+            self.watches[inbox.path] = self.observer.schedule(
+                self.handler, str(inbox.path), recursive=self.recursive
+            )
         self.observer.start()
+
+    # --- the watch endpoint -----------------------------------------------------------------
+
+    def on_request(self, frames: list[bytes]) -> None:
+        identity, payload = frames[0], frames[-1]
+        parent = ""
+        try:
+            envelope, record = decode(payload)
+            parent = envelope.id
+            if not isinstance(record, Watch):
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{envelope.type} is not a watch request")
+            reply = self.handle(record)
+        except ProtocolError as exc:
+            parent = parent or peek_id(payload)
+            reply = Reply(status="error", code=exc.code, reason=exc.reason)
+        except Exception as exc:  # the barrier: reply, keep watching
+            self.log.exception("watch_request_crashed")
+            reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
+        self.router.send_multipart([identity, *frames[1:-1], encode(reply, self.link.name, parent=parent)])
+
+    def handle(self, req: Watch) -> Reply:
+        if req.action not in WATCH_ACTIONS:
+            return Reply(
+                status="error", code=ErrorCode.INVALID_ARGUMENT, reason=f"unknown action {req.action!r}"
+            )
+        if req.action != "status":
+            if not os.path.isabs(req.path):
+                return Reply(
+                    status="error",
+                    code=ErrorCode.INVALID_ARGUMENT,
+                    reason=f"path must be absolute, got {req.path!r}",
+                )
+            folder = Path(req.path).resolve()
+            current = [i for i in self.inboxes if i.path == folder]
+            if req.action == "add" and not current:
+                inbox = Inbox.from_config(self.cfg, str(folder))
+                inbox.create()
+                self.inboxes.append(inbox)
+                self.watches[folder] = self.observer.schedule(
+                    self.handler, str(folder), recursive=self.recursive
+                )
+                self.store.set_inbox(str(folder), True)
+                self.scan([inbox])
+                self.log.info("inbox_added", path=str(folder))
+            elif req.action == "remove":
+                if not current:
+                    return Reply(status="error", code=ErrorCode.NOT_FOUND, reason=f"{folder} is not watched")
+                self.inboxes.remove(current[0])
+                self.observer.unschedule(self.watches.pop(folder))
+                self.settler.files = {p: c for p, c in self.settler.files.items() if p.parent != folder}
+                self.store.set_inbox(str(folder), False)
+                self.log.info("inbox_removed", path=str(folder))
+        return Reply(status="ok", data={"inboxes": [self.describe(i) for i in self.inboxes]})
+
+    def describe(self, inbox: Inbox) -> dict[str, Any]:
+        rows = {r.path: r for r in self.store.all() if r.inbox == str(inbox.path)}
+        files = []
+        for path in sorted(p for p in inbox.path.iterdir() if p.is_file()):
+            row = rows.pop(str(path), None)
+            state = row.state if row else "settling" if path in self.settler.files else "waiting"
+            if not wanted(path.name, self.include, self.exclude):
+                state = "ignored"
+            files.append({"name": path.name, "state": state})
+        for row in sorted(rows.values(), key=lambda r: r.seen)[-50:]:  # finished, moved away
+            files.append({"name": Path(row.path).name, "state": row.state, "job_id": row.job_id})
+        return {
+            "path": str(inbox.path),
+            "outbox": str(inbox.outbox),
+            "done": str(inbox.done),
+            "failed": str(inbox.failed),
+            "files": files,
+        }
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -282,8 +370,6 @@ class Watcher:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        if not self.inboxes:
-            self.link.set_health("degraded", "no inbox: set watch.inboxes")
         for inbox in self.inboxes:
             inbox.create()
         sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
@@ -298,11 +384,17 @@ class Watcher:
         while self.running:
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
+            poller.register(self.router, zmq.POLLIN)
             if self.link.socket is not None:
                 poller.register(self.link.socket, zmq.POLLIN)
             ready = dict(poller.poll(min(int(TICK_S * 1000), self.link.timeout_ms())))
             if sub in ready:
                 self.on_events(sub)
+            while self.router in ready:
+                try:
+                    self.on_request(self.router.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
             if self.link.socket is not None and self.link.socket in ready:
                 self.link.on_readable()
             self.link.tick()
@@ -321,6 +413,8 @@ class Watcher:
             self.observer.stop()
             self.observer.join(5)
         sub.close(linger=0)
+        self.router.close(linger=0)
+        self.endpoint_path.unlink(missing_ok=True)
         self.client.close()
         self.reporter.close()
         self.link.close()

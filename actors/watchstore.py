@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS files (
     error TEXT NOT NULL DEFAULT '',
     seen REAL NOT NULL,
     finished REAL
+);
+CREATE TABLE IF NOT EXISTS inboxes (
+    path TEXT PRIMARY KEY,
+    watched INTEGER NOT NULL
 )
 """
 UNFINISHED = ("submitted", "exporting")
@@ -52,7 +56,7 @@ class WatchStore:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(SCHEMA)
+        self.db.executescript(SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -70,6 +74,14 @@ class WatchStore:
 
     def all(self) -> list[WatchedFile]:
         return [self._row(r) for r in self.db.execute("SELECT * FROM files ORDER BY seen").fetchall()]
+
+    def inbox_changes(self) -> dict[str, bool]:
+        """Folders added at run time (True) or removed (False), by path."""
+        rows = self.db.execute("SELECT path, watched FROM inboxes").fetchall()
+        return {r["path"]: bool(r["watched"]) for r in rows}
+
+    def set_inbox(self, path: str, watched: bool) -> None:
+        self.db.execute("INSERT OR REPLACE INTO inboxes(path, watched) VALUES (?, ?)", (path, int(watched)))
 
     def add(self, entry: WatchedFile) -> None:
         self.db.execute(

@@ -17,14 +17,14 @@ import msgpack
 from protocol.control import REQUESTS, Reply
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.events import Event
-from protocol.ptt import Ptt
+from protocol.ptt import Ptt, Watch
 from protocol.records import Record
 from protocol.work import WORK_MESSAGES
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # a 30 s chunk is ~1 MB; a 5 min utterance ~10 MB
 
-_ALL: tuple[type[Record], ...] = (*REQUESTS, Reply, *WORK_MESSAGES, Event, Ptt)
+_ALL: tuple[type[Record], ...] = (*REQUESTS, Reply, *WORK_MESSAGES, Event, Ptt, Watch)
 TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in _ALL}
 
 

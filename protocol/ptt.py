@@ -1,4 +1,5 @@
-"""Push-to-talk family: requests to the audio actor's `ptt` endpoint (SPEC.md 16.2)."""
+"""Requests to members' own endpoints: the audio actor's `ptt` (SPEC.md 16.2) and the
+watcher's `watch` (SPEC.md 17)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,17 @@ class Ptt(Record):
     """hotkey or cli."""
     reason: str = ""
     """For cancel: why (tap: released before the minimum hold)."""
+
+
+WATCH_ACTIONS = ("status", "add", "remove")
+
+
+@dataclass(frozen=True)
+class Watch(Record):
+    """List the watched folders and their files, or add or remove a folder."""
+
+    TYPE = "watch"
+    action: str
+    """One of WATCH_ACTIONS."""
+    path: str = ""
+    """For add and remove: an absolute folder path."""

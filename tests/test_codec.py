@@ -30,7 +30,7 @@ from protocol.control import (
     SubmitFile,
 )
 from protocol.events import Event
-from protocol.ptt import Ptt
+from protocol.ptt import Ptt, Watch
 from protocol.work import (
     Chunk,
     ChunkError,
@@ -69,6 +69,7 @@ EXAMPLES = [
     ClearHistory(),
     Ptt(action="stop", at=12.5, origin="hotkey"),
     Ptt(action="cancel", reason="tap"),
+    Watch(action="add", path="/home/me/inbox"),
     JobStatus(job_id="abc"),
     Cancel(job_id="abc"),
     Pause(job_id="abc"),

@@ -98,3 +98,40 @@ def test_a_killed_watcher_loses_nothing_and_repeats_nothing(
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"clip{i}.{f}" for i in range(3) for f in ("json", "txt")
     )
+
+
+def test_watch_add_remove_status_at_run_time(watched: tuple[Stack, Path], tmp_path: Path) -> None:
+    stack, folder = watched
+    extra = folder / "extra"
+    added = stack.cli("watch", "add", str(extra), "--json")
+    assert added.returncode == 0, added.stderr
+    assert str(extra) in [i["path"] for i in json.loads(added.stdout)["inboxes"]]
+    drop_by_rename(espeak_wav("Open the door.", tmp_path / "d.wav"), extra, "door.wav")
+    poll(lambda: (folder / "out" / "door.txt").exists(), 120, what="the export from the added folder")
+    status = json.loads(stack.cli("watch", "status", "--json").stdout)
+    files = {f["name"]: f["state"] for i in status["inboxes"] for f in i["files"]}
+    assert files.get("door.wav") == "exported"
+    stack.restart("watcher")  # the added folder is remembered
+    stack.wait_ready(roles=("watcher",))
+    status = json.loads(stack.cli("watch", "status", "--json").stdout)
+    assert str(extra) in [i["path"] for i in status["inboxes"]]
+    removed = stack.cli("watch", "remove", str(extra), "--json")
+    assert removed.returncode == 0 and str(extra) not in [
+        i["path"] for i in json.loads(removed.stdout)["inboxes"]
+    ]
+    again = stack.cli("watch", "remove", str(extra))
+    assert again.returncode == 1 and "is not watched" in again.stderr
+
+
+def test_the_scheduler_killed_mid_batch_loses_nothing(watched: tuple[Stack, Path], tmp_path: Path) -> None:
+    stack, folder = watched
+    inbox, out = folder / "inbox", folder / "out"
+    sentences = ["Open the door.", "Close the window.", "Please open the settings menu."]
+    for i, sentence in enumerate(sentences):
+        drop_by_rename(espeak_wav(sentence, tmp_path / f"{i}.wav"), inbox, f"take{i}.wav")
+    poll(lambda: len(watcher_jobs(stack)) >= 2, 60, what="submissions")
+    stack.signal("scheduler", signal.SIGKILL)
+    stack.start("scheduler")
+    poll(lambda: all((out / f"take{i}.txt").exists() for i in range(3)), 180, what="every export")
+    assert sorted(j["label"] for j in watcher_jobs(stack)) == ["take0.wav", "take1.wav", "take2.wav"]
+    assert len(list(out.iterdir())) == 6
