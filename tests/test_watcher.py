@@ -15,6 +15,8 @@ import pytest
 
 from protocol.control import ListJobs
 from tests.harness import Stack, espeak_wav, poll
+from tests.media import every_format, with_sox
+from tests.rig import speech_pcm
 
 SETTLE_S = 1.0
 
@@ -135,3 +137,86 @@ def test_the_scheduler_killed_mid_batch_loses_nothing(watched: tuple[Stack, Path
     poll(lambda: all((out / f"take{i}.txt").exists() for i in range(3)), 180, what="every export")
     assert sorted(j["label"] for j in watcher_jobs(stack)) == ["take0.wav", "take1.wav", "take2.wav"]
     assert len(list(out.iterdir())) == 6
+
+
+@pytest.fixture
+def every_format_watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    folder = Path(tmp_path_factory.mktemp("watch"))
+    settings = {
+        "watch.inboxes": str(folder / "inbox"),
+        "watch.formats": "txt,srt,vtt,json",
+        "watch.settle_s": SETTLE_S,
+    }
+    with Stack(settings) as stack:
+        stack.start("scheduler", "ingest", "transcriber", "watcher")
+        stack.wait_ready(roles=("ingest", "transcriber", "watcher"))
+        yield stack, folder
+
+
+def test_five_formats_some_copied_slowly_and_bad_files_beside_them(
+    every_format_watched: tuple[Stack, Path], tmp_path: Path
+) -> None:
+    stack, folder = every_format_watched
+    inbox, out, done, failed = (folder / n for n in ("inbox", "out", "done", "failed"))
+    sentences = [
+        "Please open the settings menu.",
+        "Open the door.",
+        "Close the window.",
+        "The meeting has been moved to Thursday.",
+        "Turn on the lights in the kitchen.",
+    ]
+    made = [every_format(speech_pcm(s), tmp_path, f"s{i}")[i] for i, s in enumerate(sentences)]
+    for i, path in enumerate(made):  # wav, flac, mp3, m4a, mp4 (video)
+        if i % 2:
+            copy_slowly(path, inbox / path.name)
+        else:
+            drop_by_rename(path, inbox, path.name)
+    (inbox / "slides.pdf.mp3").write_text("%PDF-1.4 not audio\n" * 100)
+    (inbox / "empty.wav").write_bytes(b"")
+    flac = with_sox(speech_pcm("Open the door. Close the window."), tmp_path / "cut.flac")
+    (inbox / "cut.flac").write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])  # truncated
+
+    expected = [f"{p.stem}.{fmt}" for p in made for fmt in ("txt", "srt", "vtt", "json")]
+    poll(lambda: all((out / name).exists() for name in expected), 240, what="every output")
+    poll(lambda: len(list(failed.glob("*.error.txt"))) == 3, 120, what="three error files")
+    for path, sentence in zip(made, sentences, strict=True):
+        text = (out / f"{path.stem}.txt").read_text().lower()
+        assert sentence.lower().split()[1] in text, (path.name, text)
+    assert sorted(p.name for p in done.iterdir()) == sorted(p.name for p in made)
+    assert sorted(p.name for p in failed.iterdir() if not p.name.endswith(".error.txt")) == [
+        "cut.flac",
+        "empty.wav",
+        "slides.pdf.mp3",
+    ]
+    for name in ("cut.flac", "empty.wav", "slides.pdf.mp3"):
+        reason = (failed / f"{name}.error.txt").read_text()
+        assert "could not be transcribed" in reason and len(reason) > 60, reason
+    labels = [j["label"] for j in watcher_jobs(stack)]
+    assert sorted(labels) == sorted([p.name for p in made] + ["cut.flac", "empty.wav", "slides.pdf.mp3"])
+
+
+def test_say_during_a_batch_comes_back_within_one_window(
+    every_format_watched: tuple[Stack, Path], long_audio: Path, utterance: tuple[Path, str]
+) -> None:
+    stack, folder = every_format_watched
+    for i in range(2):
+        drop_by_rename(long_audio, folder / "inbox", f"lecture{i}.flac")
+    poll(lambda: any(j["state"] == "running" for j in watcher_jobs(stack)), 120, what="the batch to run")
+    wav, sentence = utterance
+    said = stack.cli("say", str(wav), "--json")
+    assert said.returncode == 0, said.stderr
+    reply = json.loads(said.stdout)
+    assert reply["text"].strip(" .").lower() == sentence.strip(" .").lower()
+    windows = [c for c, _ in stack_chunk_timings(stack)]
+    assert reply["latency_s"] <= 1.0 + max(windows) + 0.5, (reply["latency_s"], max(windows))
+    assert any(j["state"] != "completed" for j in watcher_jobs(stack)), "the batch was still running"
+
+
+def stack_chunk_timings(stack: Stack) -> list[tuple[float, float]]:
+    from actors.store import Store
+
+    store = Store(stack.cfg.store_path)
+    try:
+        return store.chunk_timings(1000)
+    finally:
+        store.close()
