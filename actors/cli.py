@@ -459,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "run",
         cmd_run,
-        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver, watcher) in the foreground; "
-        "Ctrl+C stops them",
+        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver, watcher) "
+        "in the foreground; Ctrl+C stops them",
         parents=[],
     )
     p = add(

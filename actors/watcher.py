@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 
 from actors import entry
-from actors.client import CallFailed, Client, ClientError, Reporter, read_events
+from actors.client import CallFailed, Client, ClientError, Reporter
 from actors.config import Config
 from actors.formats import parse_formats, write_atomic, write_outputs
 from actors.inbox import Inbox, Settler, free_path, globs, wanted
@@ -34,6 +34,7 @@ from actors.watchstore import WatchedFile, WatchStore
 from protocol import ErrorCode, ProtocolError, decode, encode
 from protocol.codec import peek_id
 from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Reply, Report, SubmitFile
+from protocol.events import Event
 from protocol.ptt import WATCH_ACTIONS, Watch
 
 FINAL = ("completed", "failed", "cancelled")
@@ -350,7 +351,17 @@ class Watcher:
     # --- loop -------------------------------------------------------------------------------
 
     def on_events(self, sub: zmq.Socket) -> None:
-        for event in read_events(sub, 0):
+        while True:  # everything queued now, without waiting
+            try:
+                frames = sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                _, event = decode(frames[-1])
+            except ProtocolError:
+                continue
+            if not isinstance(event, Event):
+                continue
             row = self.following.get(event.job_id)
             if row is not None and event.kind in FINAL:
                 self.guarded(self.check, row)

@@ -220,3 +220,15 @@ def stack_chunk_timings(stack: Stack) -> list[tuple[float, float]]:
         return store.chunk_timings(1000)
     finally:
         store.close()
+
+
+def test_an_idle_watcher_exports_as_soon_as_the_job_completes(
+    watched: tuple[Stack, Path], tmp_path: Path
+) -> None:
+    """Completion comes through the events, not the 5 s safety poll."""
+    _, folder = watched
+    wav = espeak_wav("Open the door.", tmp_path / "door.wav")
+    started = time.monotonic()
+    drop_by_rename(wav, folder / "inbox", "door.wav")
+    poll(lambda: (folder / "out" / "door.txt").exists(), 60, interval_s=0.01, what="the transcript")
+    assert time.monotonic() - started < 3.0
