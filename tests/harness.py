@@ -231,6 +231,7 @@ def espeak_wav(text: str, out: Path, pad_s: float = 0.2) -> Path:
     subprocess.run(
         [
             "sox",
+            "-D",  # no dither: the same text gives the same samples every time
             str(raw),
             "-r",
             "16000",

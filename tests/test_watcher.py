@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from protocol.control import ListJobs
-from tests.harness import Stack, espeak_wav, poll
+from tests.harness import Stack, collect_events, espeak_wav, poll
 from tests.media import every_format, with_sox
 from tests.rig import speech_pcm
 
@@ -232,3 +233,95 @@ def test_an_idle_watcher_exports_as_soon_as_the_job_completes(
     drop_by_rename(wav, folder / "inbox", "door.wav")
     poll(lambda: (folder / "out" / "door.txt").exists(), 60, interval_s=0.01, what="the transcript")
     assert time.monotonic() - started < 3.0
+
+
+def test_files_present_at_start_go_in_name_order_and_names_never_collide(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    folder = Path(tmp_path_factory.mktemp("watch"))
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    espeak_wav("Please open the settings menu.", inbox / "b.wav")
+    espeak_wav("Open the door.", inbox / "a.wav")
+    with_sox(speech_pcm("Turn on the lights in the kitchen."), inbox / "a.mp3")  # same stem
+    settings = {"watch.inboxes": str(inbox), "watch.formats": "txt", "watch.settle_s": SETTLE_S}
+    with Stack(settings) as stack:
+        stack.start("scheduler", "ingest", "transcriber")
+        stack.wait_ready()
+        sub = stack.subscribe(b"watch.")
+        stack.start("watcher")
+        out = folder / "out"
+        poll(lambda: len(list(out.glob("*.txt"))) == 3, 120, what="three transcripts")
+        jobs = sorted(watcher_jobs(stack), key=lambda j: j["created"])
+        assert [j["label"] for j in jobs] == ["a.mp3", "a.wav", "b.wav"]
+        assert "kitchen" in (out / "a.txt").read_text().lower()
+        assert "door" in (out / "a-2.txt").read_text().lower()
+        assert "settings" in (out / "b.txt").read_text().lower()
+        events = collect_events(sub, lambda ev: sum(e.kind == "file_exported" for e in ev) >= 3, 30)
+        kinds = [e.kind for e in events]
+        for kind in ("file_seen", "file_submitted", "file_exported"):
+            assert kinds.count(kind) == 3, kinds
+        sub.close(linger=0)
+
+
+def test_sources_left_in_place_are_never_done_twice(tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = Path(tmp_path_factory.mktemp("watch"))
+    inbox = folder / "inbox"
+    settings = {
+        "watch.inboxes": str(inbox),
+        "watch.formats": "txt",
+        "watch.settle_s": SETTLE_S,
+        "watch.move_done": False,
+    }
+    with Stack(settings) as stack:
+        stack.start("scheduler", "ingest", "transcriber", "watcher")
+        stack.wait_ready(roles=("ingest", "transcriber", "watcher"))
+        drop_by_rename(espeak_wav("Open the door.", folder / "door.wav"), inbox, "door.wav")
+        poll(lambda: (folder / "out" / "door.txt").exists(), 60, what="the transcript")
+        stack.restart("watcher")
+        stack.wait_ready(roles=("watcher",))
+        status = json.loads(stack.cli("watch", "status", "--json").stdout)
+        assert {f["name"]: f["state"] for f in status["inboxes"][0]["files"]} == {"door.wav": "exported"}
+        assert (inbox / "door.wav").exists() and len(watcher_jobs(stack)) == 1
+        assert sorted(p.name for p in (folder / "out").iterdir()) == ["door.txt"]
+
+
+def test_chaos_outputs_are_never_seen_half_written(watched: tuple[Stack, Path], tmp_path: Path) -> None:
+    """The watcher, then the scheduler, SIGKILLed while a batch runs; a reader polling the
+    outbox every few ms never sees a file that later changes."""
+    stack, folder = watched
+    inbox, out = folder / "inbox", folder / "out"
+    first_seen: dict[str, bytes] = {}
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            for path in out.iterdir() if out.exists() else []:
+                if not path.name.startswith(".") and path.name not in first_seen:
+                    first_seen[path.name] = path.read_bytes()
+            time.sleep(0.003)
+
+    watcher_thread = threading.Thread(target=reader, daemon=True)
+    watcher_thread.start()
+    sentences = [
+        "Open the door.",
+        "Close the window.",
+        "Please open the settings menu.",
+        "Turn on the lights in the kitchen.",
+        "The meeting has been moved to Thursday.",
+    ]
+    for i, sentence in enumerate(sentences):
+        drop_by_rename(espeak_wav(sentence, tmp_path / f"{i}.wav"), inbox, f"part{i}.wav")
+    poll(lambda: len(watcher_jobs(stack)) >= 1, 60, what="a submission")
+    stack.signal("watcher", signal.SIGKILL)
+    poll(lambda: any(j["state"] == "completed" for j in watcher_jobs(stack)), 60, what="a job to finish")
+    stack.signal("scheduler", signal.SIGKILL)
+    stack.start("scheduler", "watcher")
+    names = [f"part{i}.{fmt}" for i in range(5) for fmt in ("txt", "json")]
+    poll(lambda: all((out / n).exists() for n in names), 240, what="every output")
+    stop.set()
+    watcher_thread.join(5)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # nothing twice, nothing missing
+    assert sorted(j["label"] for j in watcher_jobs(stack)) == [f"part{i}.wav" for i in range(5)]
+    for name, seen in first_seen.items():
+        assert seen == (out / name).read_bytes(), f"{name} was visible before it was complete"
