@@ -21,10 +21,13 @@ from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.rig import Display, load_pcm, need_binaries, speech_pcm
 
-SENTENCE = "Please open the settings menu."
+SENTENCE = "We will meet again next week."
+PLEASE = "Please open the settings menu."
 LONGER = "Please open the settings menu and select the audio tab."
 KITCHEN = "Turn on the lights in the kitchen."
-# espeak-ng sentences that bare tiny.en transcribes exactly (checked); others it mishears
+# espeak-ng sentences that bare tiny.en transcribes exactly wherever they start in the
+# utterance (SENTENCE: 40 of 40 starts 5 ms apart); PLEASE flips to "sanding" at 3 of 40, so
+# it serves only the first- and last-word tests
 RIG_TOOLS = ("Xvfb", "xdotool", "xclip", "pulseaudio", "pactl", "espeak-ng", "sox")
 
 
@@ -84,9 +87,9 @@ def test_hold_speak_release_puts_the_sentence_in_the_clipboard_and_history(
 
 
 def speak_around_the_key(rig: PushToTalkRig, press_after_s: float, release_before_s: float) -> str:
-    """Start SENTENCE, press the key `press_after_s` after its first sound, release it
+    """Start PLEASE, press the key `press_after_s` after its first sound, release it
     `release_before_s` before its last sound; return what was delivered."""
-    pcm = speech_pcm(SENTENCE, pad_s=0.0)
+    pcm = speech_pcm(PLEASE, pad_s=0.0)
     loud = np.nonzero(np.abs(pcm.astype(np.int32)) > 300)[0]
     first_sound, last_sound = loud[0] / 16000, loud[-1] / 16000
     marker = rig.mark_clipboard()
@@ -102,7 +105,7 @@ def speak_around_the_key(rig: PushToTalkRig, press_after_s: float, release_befor
 def test_preroll_keeps_the_first_word_spoken_before_the_key(rig: PushToTalkRig) -> None:
     """Speech starts 250 ms before the press: the 300 ms pre-roll keeps "Please"; without a
     pre-roll (the control) the first word is lost."""
-    assert words(speak_around_the_key(rig, press_after_s=0.25, release_before_s=-0.3)) == words(SENTENCE)
+    assert words(speak_around_the_key(rig, press_after_s=0.25, release_before_s=-0.3))[0] == "please"
     rig.restart("audio", **{"audio.preroll_ms": 0})
     try:
         clipped = speak_around_the_key(rig, press_after_s=0.25, release_before_s=-0.3)
@@ -114,7 +117,7 @@ def test_preroll_keeps_the_first_word_spoken_before_the_key(rig: PushToTalkRig) 
 def test_postroll_keeps_the_last_word_after_an_early_release(rig: PushToTalkRig) -> None:
     """The key comes up 220 ms before the last sound: the 200 ms post-roll keeps "menu";
     without a post-roll (the control) the last word is lost."""
-    assert words(speak_around_the_key(rig, press_after_s=-0.3, release_before_s=0.22)) == words(SENTENCE)
+    assert words(speak_around_the_key(rig, press_after_s=-0.3, release_before_s=0.22))[-1] == "menu"
     rig.restart("audio", **{"audio.postroll_ms": 0})
     try:
         clipped = speak_around_the_key(rig, press_after_s=-0.3, release_before_s=0.22)
