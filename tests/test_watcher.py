@@ -325,3 +325,32 @@ def test_chaos_outputs_are_never_seen_half_written(watched: tuple[Stack, Path], 
     assert sorted(j["label"] for j in watcher_jobs(stack)) == [f"part{i}.wav" for i in range(5)]
     for name, seen in first_seen.items():
         assert seen == (out / name).read_bytes(), f"{name} was visible before it was complete"
+
+
+def test_recursive_inbox_mtime_order_and_excluded_names(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    folder = Path(tmp_path_factory.mktemp("watch"))
+    inbox = folder / "inbox"
+    (inbox / "2026" / "march").mkdir(parents=True)
+    espeak_wav("Open the door.", inbox / "2026" / "march" / "zeta.wav")
+    espeak_wav("Turn on the lights in the kitchen.", inbox / "alpha.wav")
+    os.utime(inbox / "alpha.wav", (2_000_000_000, 2_000_000_000))  # newer than zeta
+    shutil.copyfile(
+        espeak_wav("Close the window.", tmp_path / "half.wav"), inbox / "half.wav.part"
+    )  # downloading
+    settings = {
+        "watch.inboxes": str(inbox),
+        "watch.formats": "txt",
+        "watch.settle_s": SETTLE_S,
+        "watch.recursive": True,
+        "watch.order": "mtime",
+    }
+    with Stack(settings) as stack:
+        stack.start("scheduler", "ingest", "transcriber", "watcher")
+        stack.wait_ready(roles=("ingest", "transcriber", "watcher"))
+        out = folder / "out"
+        poll(lambda: (out / "zeta.txt").exists() and (out / "alpha.txt").exists(), 120, what="both")
+        jobs = sorted(watcher_jobs(stack), key=lambda j: j["created"])
+        assert [j["label"] for j in jobs] == ["zeta.wav", "alpha.wav"]  # oldest first
+        assert (inbox / "half.wav.part").exists() and not (out / "half.txt").exists()
