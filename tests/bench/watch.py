@@ -6,7 +6,8 @@ faster-whisper on the same files, in one run on one machine.
    drop to the last transcript in the outbox, against the sum of bare `transcribe(file)` times
    for the same files (warm model, language en, beam 5). Ratio = bare sum / stack wall.
 2. latency: with the queue empty, one file at a time: drop to its transcript appearing
-   (settle time included: files moved in are taken at once), p50 and max over 5 files.
+   (the 1 s settle time included: a rename from an unwatched folder is a creation to
+   inotify), p50 and max over 5 files.
 
     .venv/bin/python tests/bench/watch.py [--files N] [--seed S] [--out FILE]
 """
