@@ -24,12 +24,12 @@ import zmq
 from actors import entry
 from actors.client import CallFailed, CallTimeout, Client, ClientError, Reporter
 from actors.config import Config
+from actors.endpoint import Endpoint
 from actors.link import SchedulerLink
 from actors.microphone import SAMPLE_RATE, Microphone, MicrophoneError
 from actors.recorder import Recorder, Utterance
 from actors.speech import speech_seconds
-from protocol import ErrorCode, ProtocolError, decode, encode
-from protocol.codec import peek_id
+from protocol import ErrorCode
 from protocol.control import JobOptions, ListJobs, Reply, Report, SubmitAudio
 from protocol.ptt import PTT_ACTIONS, Ptt
 
@@ -59,11 +59,7 @@ class AudioActor:
         self.link = SchedulerLink(cfg, "audio", log)
         self.client = Client(cfg, timeout_s=SUBMIT_TIMEOUT_S, name="audio")
         self.reporter = Reporter(cfg, "audio")
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.endpoint_path = Path(cfg.endpoint("ptt").removeprefix("ipc://"))
-        self.endpoint_path.unlink(missing_ok=True)
-        self.router.bind(cfg.endpoint("ptt"))
+        self.endpoint = Endpoint(cfg, "ptt", log)
         self.reopen_at: float | None = None
         self.reopen_s = REOPEN_MIN_S
         self.device_problem = ""
@@ -127,23 +123,6 @@ class AudioActor:
             self.open_device()
 
     # --- ptt requests ----------------------------------------------------------------------
-
-    def on_request(self, frames: list[bytes]) -> None:
-        identity, payload = frames[0], frames[-1]
-        parent = ""
-        try:
-            envelope, record = decode(payload)
-            parent = envelope.id
-            if not isinstance(record, Ptt):
-                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{envelope.type} is not a ptt request")
-            reply = self.handle(record)
-        except ProtocolError as exc:
-            parent = parent or peek_id(payload)
-            reply = Reply(status="error", code=exc.code, reason=exc.reason)
-        except Exception as exc:  # the barrier: reply, keep recording
-            self.log.exception("ptt_crashed")
-            reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
-        self.router.send_multipart([identity, *frames[1:-1], encode(reply, self.link.name, parent=parent)])
 
     def handle(self, req: Ptt) -> Reply:
         at = req.at or time.time()
@@ -317,7 +296,7 @@ class AudioActor:
         self.log.info("started", endpoint=self.cfg.endpoint("ptt"))
         while self.running:
             poller = zmq.Poller()
-            poller.register(self.router, zmq.POLLIN)
+            poller.register(self.endpoint.socket, zmq.POLLIN)
             if self.link.socket is not None:
                 poller.register(self.link.socket, zmq.POLLIN)
             try:
@@ -326,13 +305,8 @@ class AudioActor:
                 if not self.running:
                     break
                 raise
-            if self.router in ready:
-                for _ in range(100):
-                    try:
-                        frames = self.router.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self.on_request(frames)
+            if self.endpoint.socket in ready:
+                self.endpoint.serve(Ptt, self.handle, self.link.name)
             if self.link.socket is not None and self.link.socket in ready:
                 self.link.on_readable()
             self.link.tick()
@@ -345,8 +319,7 @@ class AudioActor:
         if self.unsent:
             self.log.error("utterances_unsent", count=len(self.unsent))
         self.mic.close()
-        self.router.close(linger=0)
-        self.endpoint_path.unlink(missing_ok=True)
+        self.endpoint.close()
         self.client.close()
         self.reporter.close()
         self.link.close()

@@ -27,12 +27,12 @@ import zmq
 from actors import entry
 from actors.client import CallFailed, Client, ClientError, Reporter
 from actors.config import Config
+from actors.endpoint import Endpoint
 from actors.formats import parse_formats, write_atomic, write_outputs
 from actors.inbox import Inbox, Settler, free_path, globs, wanted
 from actors.link import SchedulerLink
 from actors.watchstore import WatchedFile, WatchStore
-from protocol import ErrorCode, ProtocolError, decode, encode
-from protocol.codec import peek_id
+from protocol import ErrorCode, ProtocolError, decode
 from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Reply, Report, SubmitFile
 from protocol.events import Event
 from protocol.ptt import WATCH_ACTIONS, Watch
@@ -79,11 +79,7 @@ class Watcher:
         self.running = True
         self.observer: Any = None
         self.handler: Any = None
-        self.router: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.endpoint_path = Path(cfg.endpoint("watch").removeprefix("ipc://"))
-        self.endpoint_path.unlink(missing_ok=True)
-        self.router.bind(cfg.endpoint("watch"))
+        self.endpoint = Endpoint(cfg, "watch", log)
 
     # --- finding files ----------------------------------------------------------------------
 
@@ -131,23 +127,6 @@ class Watcher:
         self.observer.start()
 
     # --- the watch endpoint -----------------------------------------------------------------
-
-    def on_request(self, frames: list[bytes]) -> None:
-        identity, payload = frames[0], frames[-1]
-        parent = ""
-        try:
-            envelope, record = decode(payload)
-            parent = envelope.id
-            if not isinstance(record, Watch):
-                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{envelope.type} is not a watch request")
-            reply = self.handle(record)
-        except ProtocolError as exc:
-            parent = parent or peek_id(payload)
-            reply = Reply(status="error", code=exc.code, reason=exc.reason)
-        except Exception as exc:  # the barrier: reply, keep watching
-            self.log.exception("watch_request_crashed")
-            reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
-        self.router.send_multipart([identity, *frames[1:-1], encode(reply, self.link.name, parent=parent)])
 
     def handle(self, req: Watch) -> Reply:
         if req.action not in WATCH_ACTIONS:
@@ -395,17 +374,14 @@ class Watcher:
         while self.running:
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
-            poller.register(self.router, zmq.POLLIN)
+            poller.register(self.endpoint.socket, zmq.POLLIN)
             if self.link.socket is not None:
                 poller.register(self.link.socket, zmq.POLLIN)
             ready = dict(poller.poll(min(int(TICK_S * 1000), self.link.timeout_ms())))
             if sub in ready:
                 self.on_events(sub)
-            while self.router in ready:
-                try:
-                    self.on_request(self.router.recv_multipart(zmq.NOBLOCK))
-                except zmq.Again:
-                    break
+            if self.endpoint.socket in ready:
+                self.endpoint.serve(Watch, self.handle, self.link.name)
             if self.link.socket is not None and self.link.socket in ready:
                 self.link.on_readable()
             self.link.tick()
@@ -424,8 +400,7 @@ class Watcher:
             self.observer.stop()
             self.observer.join(5)
         sub.close(linger=0)
-        self.router.close(linger=0)
-        self.endpoint_path.unlink(missing_ok=True)
+        self.endpoint.close()
         self.client.close()
         self.reporter.close()
         self.link.close()

@@ -71,3 +71,28 @@ def test_a_bad_hotkey_setting_is_refused_clearly() -> None:
         s.start("hotkey")
         code = s.procs["hotkey"].wait(timeout=30)
         assert code == 2 and "hold or toggle" in s.output("hotkey")
+
+
+def test_member_endpoints_answer_bad_frames_and_keep_serving(tmp_path: Path) -> None:
+    import zmq
+
+    from protocol import decode, encode
+    from protocol.ptt import Ptt, Watch
+
+    with headless(Stack({"watch.inboxes": str(tmp_path / "inbox")})) as s:
+        s.start("scheduler", "audio", "watcher")
+        s.wait_ready(roles=("audio", "watcher"))
+        for name, wrong, right in (
+            ("ptt", Watch(action="status"), Ptt(action="status")),
+            ("watch", Ptt(action="status"), Watch(action="status")),
+        ):
+            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(s.cfg.endpoint(name))
+            codes = []
+            for payload in (b"\xc1 not msgpack", encode(wrong, "test"), encode(right, "test")):
+                sock.send_multipart([b"", payload])
+                assert sock.poll(10_000), f"{name} did not answer"
+                codes.append(decode(sock.recv_multipart()[-1])[1].code or "ok")
+            sock.close()
+            assert codes == ["bad_frame", "unknown_type", "ok"], (name, codes)
