@@ -10,7 +10,6 @@ failed or silent device is reported, closed and reopened with back-off (SPEC.md 
 
 from __future__ import annotations
 
-import fcntl
 import signal
 import sys
 import time
@@ -328,13 +327,12 @@ class AudioActor:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, log = entry.start("audio", __doc__, argv)
-    lock = (cfg.runtime_dir / "audio.lock").open("a+")
-    try:  # one microphone owner per runtime dir: a second would steal the ptt socket
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock = entry.sole_instance(cfg.runtime_dir / "audio.lock")
+    if lock is None:  # one microphone owner per runtime dir: a second would steal the ptt socket
         print("sottovoce audio: another audio actor already runs for this runtime dir", file=sys.stderr)
         return 1
     AudioActor(cfg, log).run()
+    lock.close()
     return 0
 
 

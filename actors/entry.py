@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+from pathlib import Path
 from typing import Any
 
 from actors.config import Config, ConfigError, add_arguments
@@ -19,3 +21,15 @@ def start(name: str, description: str | None, argv: list[str] | None) -> tuple[C
     except ConfigError as exc:
         parser.error(str(exc))
     return cfg, setup(name, cfg.log_dir, cfg.get("log.level"))
+
+
+def sole_instance(path: Path) -> Any | None:
+    """An exclusive flock on `path`, held while the returned file stays open; None if another
+    process holds it (a second copy of a one-per-stack actor)."""
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock

@@ -11,7 +11,6 @@ file (actors/watchstore.py) makes all of this survive restarts of any actor.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import queue
@@ -410,10 +409,8 @@ class Watcher:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, log = entry.start("watcher", __doc__, argv)
-    lock = (cfg.data_dir / "watcher.lock").open("a+")
-    try:  # one watcher per data dir: two would submit and export the same files
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock = entry.sole_instance(cfg.data_dir / "watcher.lock")
+    if lock is None:  # one watcher per data dir: two would submit and export the same files
         print("sottovoce watcher: another watcher already runs for this data dir", file=sys.stderr)
         return 1
     try:
@@ -422,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sottovoce watcher: {exc}", file=sys.stderr)
         return 2
     watcher.run()
+    lock.close()
     return 0
 
 
