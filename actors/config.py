@@ -30,6 +30,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "heartbeat_liveness": 3,  # beats missed before a peer is declared dead
         "max_chunk_attempts": 3,  # then the job fails with the last reason
         "max_decode_attempts": 2,
+        "on_stop": "finish",  # SIGTERM: finish (wait for the windows in flight) or abandon them
+        "stop_timeout_s": 30.0,  # finish waits at most this long, then abandons
     },
     "transcriber": {
         "model": "",  # name or path; empty: the embedded tiny.en
@@ -100,6 +102,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "log": {
         "level": "info",
+        "file": True,  # each actor appends JSON lines to <data>/logs/ACTOR.log; false: stderr only
+    },
+    "metrics": {
+        "port": 0,  # Prometheus text endpoint on this TCP port (http://ADDRESS:PORT/metrics); 0: off
+        "address": "127.0.0.1",
     },
 }
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import fcntl
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 from actors.config import Config, ConfigError, add_arguments
 from actors.logs import setup
+
+PR_SET_PDEATHSIG = 1
 
 
 def start(name: str, description: str | None, argv: list[str] | None) -> tuple[Config, Any]:
@@ -20,7 +26,18 @@ def start(name: str, description: str | None, argv: list[str] | None) -> tuple[C
         cfg = Config.load(path=args.config, overrides=args.set)
     except ConfigError as exc:
         parser.error(str(exc))
-    return cfg, setup(name, cfg.log_dir, cfg.get("log.level"))
+    die_with_parent()
+    return cfg, setup(name, cfg.log_dir if cfg.get("log.file") else None, cfg.get("log.level"))
+
+
+def die_with_parent() -> None:
+    """Get SIGTERM when the process that started us (supervisord, `sottovoce run`, a test)
+    dies, even by SIGKILL, so no actor outlives its supervisor (Linux prctl PDEATHSIG)."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guarantee
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def sole_instance(path: Path) -> Any | None:

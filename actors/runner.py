@@ -4,8 +4,6 @@ scheduler last. The supervisor-launched stack (deploy/) is the long-running way.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -22,13 +20,6 @@ STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_MAX_S = 30.0
 POLL_S = 0.2
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when `sottovoce run` dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError):  # not Linux: Ctrl+C still reaches the process group
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Runner:
@@ -49,8 +40,8 @@ class Runner:
 
     def spawn(self, name: str) -> None:
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"actors.{name}"], env=self.env, preexec_fn=_die_with_parent
-        )
+            [sys.executable, "-m", f"actors.{name}"], env=self.env
+        )  # each actor dies with us (entry.die_with_parent)
 
     def already_running(self) -> bool:
         client = Client(self.cfg, timeout_s=1.0, name="run")
