@@ -321,7 +321,7 @@ class AudioActor:
         self.endpoint.close()
         self.client.close()
         self.reporter.close()
-        self.link.close()
+        self.link.leave()
         self.log.info("stopped")
 
 

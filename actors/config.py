@@ -96,6 +96,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "order": "name",  # files already there at start: name or mtime order
         "language": "",  # watched files' language; empty: defaults.language
     },
+    "warden": {  # kills actors that are alive but not answering (actors/warden.py)
+        "scheduler_timeout_s": 10.0,  # pings failing this long: the scheduler is killed
+    },
     "history": {  # push-to-talk history in the store
         "retention_days": 30.0,  # older entries are deleted; 0 keeps them forever
         "max_entries": 10000,  # 0: no limit

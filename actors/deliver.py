@@ -177,7 +177,7 @@ class DeliverActor:
         self.todo.put(None)
         self.thread.join(5.0)
         self.sub.close(linger=0)
-        self.link.close()
+        self.link.leave()
         self.log.info("stopped")
 
 

@@ -243,7 +243,7 @@ class HotkeyActor:
                 self.start_listener()
         if self.listener is not None:
             self.listener.stop()
-        link.close()
+        link.leave()
         self.log.info("stopped")
 
 

@@ -582,17 +582,25 @@ class JobBook:
         if row is not None:  # ingest is done with it either way
             Path(row.cache_path).unlink(missing_ok=True)
 
-    def task_lost(self, kind: str, job_id: str, index: int) -> None:
-        """A worker died holding this job's task: it will be dispatched again."""
+    def task_lost(self, kind: str, job_id: str, index: int, refund: bool = False) -> None:
+        """A worker died holding this job's task: it will be dispatched again. `refund`: the
+        worker dropped it on purpose (a stop), so the attempt does not count (SPEC.md 18.2)."""
         job = self.queue.get(job_id)
         if job is None:
             return
         if kind == "chunk" and index == job.next_index and job.in_flight:
             job.in_flight = False
-            job.last_error = "the transcriber stopped responding"
+            if refund:
+                self.store.refund_window_attempt(job_id)
+            else:
+                job.last_error = "the transcriber stopped responding"
         elif kind == "decode":
             job.state = "queued"
-            self.store.update_job(job_id, state="queued")
+            row = self._row(job_id)
+            if refund and row is not None and row.decode_attempts > 0:
+                self.store.update_job(job_id, state="queued", decode_attempts=row.decode_attempts - 1)
+            else:
+                self.store.update_job(job_id, state="queued")
 
     # --- endings ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 
 from actors.config import Config
+from actors.procinfo import rss_bytes
 from protocol import ProtocolError, decode, encode
 from protocol.records import Record
 from protocol.work import Disconnect, Heartbeat, Ready
@@ -55,7 +56,14 @@ class SchedulerLink:
         self.liveness = self.liveness_max
         self.heartbeat_at = time.monotonic() + self.interval_s
         self._send(
-            Ready(role=self.role, name=self.name, pid=os.getpid(), health=self.health, detail=self.detail)
+            Ready(
+                role=self.role,
+                name=self.name,
+                pid=os.getpid(),
+                health=self.health,
+                detail=self.detail,
+                rss=rss_bytes(),
+            )
         )
 
     def _send(self, record: Record) -> None:
@@ -65,6 +73,13 @@ class SchedulerLink:
     def close(self) -> None:
         if self.socket is not None:
             self.socket.close(linger=0)
+            self.socket = None
+
+    def leave(self) -> None:
+        """Stopping: tell the scheduler (SPEC.md 18.2; a member holds no task), then close."""
+        if self.socket is not None and self.reconnect_at is None:
+            self._send(Disconnect(reason="stopping"))
+            self.socket.close(linger=500)
             self.socket = None
 
     def set_health(self, health: str, detail: str = "") -> None:
@@ -113,7 +128,7 @@ class SchedulerLink:
             self.reconnect_at = now + self.reconnect_s
             self.reconnect_s = min(self.reconnect_s * 2, RECONNECT_MAX_S)
             return
-        self._send(Heartbeat(health=self.health, detail=self.detail))
+        self._send(Heartbeat(health=self.health, detail=self.detail, rss=rss_bytes()))
 
     def timeout_ms(self) -> int:
         """Milliseconds until tick() has something to do."""

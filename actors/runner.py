@@ -15,7 +15,7 @@ from actors.client import Client, ClientError
 from actors.config import Config
 from protocol.control import Ping
 
-ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher")
+ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher", "warden")
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
 RESTART_MAX_S = 30.0

@@ -26,6 +26,7 @@ import zmq
 from actors import __version__, entry
 from actors.config import Config
 from actors.jobs import JobBook
+from actors.procinfo import rss_bytes
 from actors.store import Store
 from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
 from protocol.codec import Envelope, peek_id
@@ -60,7 +61,7 @@ from protocol.work import (
 
 SENDER = "scheduler"
 WORKER_ROLES = ("transcriber", "ingest")
-MEMBER_ROLES = ("audio", "hotkey", "deliver", "watcher")
+MEMBER_ROLES = ("audio", "hotkey", "deliver", "watcher", "warden")
 """Members say READY and heartbeat so their health is known; they never get tasks."""
 R = TypeVar("R")
 
@@ -106,9 +107,16 @@ class WorkerInfo:
     model: str = ""
     health: str = "ok"
     detail: str = ""
+    rss: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     connected: float = field(default_factory=time.time)
     task: Task | None = None
+    leaving: bool = False
+    """It sent DISCONNECT while holding a task: no new task; forgotten when this one ends."""
+
+    @property
+    def host(self) -> str:
+        return self.name.partition("@")[2].rpartition(":")[0]
 
 
 class Scheduler:
@@ -124,6 +132,9 @@ class Scheduler:
         self.workers: dict[bytes, WorkerInfo] = {}
         self.idle: dict[str, deque[bytes]] = {role: deque() for role in WORKER_ROLES}
         self.running = True
+        self.stop_deadline: float | None = None
+        self.abandon_on_stop = cfg.get("scheduler.on_stop") == "abandon"
+        self.stop_timeout_s = float(cfg.get("scheduler.stop_timeout_s"))
         self.started = time.time()
         self.counters = {"bad_frames": 0, "errors_replied": 0, "requests": 0}
         self.control = self._bind(zmq.ROUTER, "control")
@@ -148,6 +159,7 @@ class Scheduler:
         self.work_handlers: dict[type[Record], Callable[[bytes, Envelope, Any], None]] = {
             Ready: self.handle_ready,
             Heartbeat: self.handle_heartbeat,
+            Disconnect: self.handle_disconnect,
             ChunkResult: self.handle_chunk_result,
             ChunkError: self.handle_chunk_error,
             Plan: self.handle_plan,
@@ -166,7 +178,19 @@ class Scheduler:
     # --- loop -------------------------------------------------------------------------
 
     def stop(self, *_: Any) -> None:
-        self.running = False
+        """SIGTERM/SIGINT: stop dispatching; finish (or abandon) the windows in flight (18.3)."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + (0.0 if self.abandon_on_stop else self.stop_timeout_s)
+
+    def _stopped(self) -> bool:
+        """True once a requested stop may end the loop."""
+        if self.stop_deadline is None:
+            return False
+        in_flight = [w for w in self.workers.values() if w.task is not None and w.task.kind == "chunk"]
+        if in_flight and time.monotonic() < self.stop_deadline:
+            return False
+        self.log.info("stopping", abandoned=[w.task.job_id for w in in_flight if w.task])
+        return True
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -177,13 +201,15 @@ class Scheduler:
         poller.register(self.work, zmq.POLLIN)
         heartbeat_at = time.monotonic() + self.interval_s
         self.log.info("started", pid=os.getpid(), jobs=len(self.book.queue))
-        while self.running:
+        while self.running and not self._stopped():
             timeout_ms = max(0.0, heartbeat_at - time.monotonic()) * 1000
+            if self.stop_deadline is not None:
+                timeout_ms = min(timeout_ms, 100.0)
             try:
                 ready = dict(poller.poll(timeout=int(timeout_ms)))
             except zmq.ZMQError:
-                if not self.running:
-                    break
+                if self.stop_deadline is not None:
+                    continue
                 raise
             if self.work in ready:
                 for _ in range(100):  # drain, but let control in between
@@ -205,7 +231,8 @@ class Scheduler:
                     self.beat_and_expire()
                 except Exception:
                     self.log.exception("heartbeat_duty_failed")
-            self.dispatch()
+            if self.stop_deadline is None:
+                self.dispatch()
         self.close()
 
     def close(self) -> None:
@@ -304,7 +331,12 @@ class Scheduler:
     def handle_stats(self, _req: Stats) -> Reply:
         data = self.book.stats()
         data["workers"] = [self._worker_view(w) for w in self.workers.values()]
-        data["scheduler"] = {**self.counters, "uptime_s": round(time.time() - self.started, 3)}
+        data["scheduler"] = {
+            **self.counters,
+            "uptime_s": round(time.time() - self.started, 3),
+            "pid": os.getpid(),
+            "rss_bytes": rss_bytes(),
+        }
         return Reply(status="ok", data=data)
 
     def _worker_view(self, w: WorkerInfo) -> dict[str, Any]:
@@ -316,6 +348,8 @@ class Scheduler:
             "health": w.health,
             "detail": w.detail,
             "busy": w.task is not None,
+            "leaving": w.leaving,
+            "rss_bytes": w.rss,
             "last_heartbeat_s": round(time.monotonic() - w.last_seen, 3),
             "uptime_s": round(time.time() - w.connected, 3),
         }
@@ -331,6 +365,8 @@ class Scheduler:
             self.log.warning("bad_work_frame", code=str(exc.code), reason=exc.reason)
             return
         worker = self.workers.get(identity)
+        if worker is None and isinstance(record, Disconnect):
+            return  # a peer we already forgot is leaving: answering would loop (18.2)
         if worker is None and not isinstance(record, Ready):
             self.send_worker(identity, Disconnect(reason="unknown worker; say READY"))
             return
@@ -357,17 +393,58 @@ class Scheduler:
         if msg.role not in (*WORKER_ROLES, *MEMBER_ROLES):
             self.send_worker(identity, Disconnect(reason=f"unknown role {msg.role!r}"))
             return
-        self.workers[identity] = WorkerInfo(
-            identity, msg.role, msg.name, msg.pid, msg.model, msg.health, msg.detail
-        )
+        worker = WorkerInfo(identity, msg.role, msg.name, msg.pid, msg.model, msg.health, msg.detail, msg.rss)
+        self.workers[identity] = worker
         if msg.role in self.idle:
             self.idle[msg.role].append(identity)
         self.log.info("worker_ready", role=msg.role, worker=msg.name, health=msg.health)
+        self.presence("joined", worker)
+
+    def presence(self, kind: str, worker: WorkerInfo, **data: Any) -> None:
+        """Publish worker.<kind> (SPEC.md 18.5)."""
+        self.publish(
+            Event(
+                kind=kind,
+                job_id="",
+                data={
+                    "role": worker.role,
+                    "name": worker.name,
+                    "pid": worker.pid,
+                    "host": worker.host,
+                    **data,
+                },
+            )
+        )
+
+    def handle_disconnect(self, identity: bytes, _env: Envelope, msg: Disconnect) -> None:
+        """A worker or member is stopping (18.2): no new task; its task finishes or is lost."""
+        worker = self.workers[identity]
+        self.log.info("worker_leaving", role=worker.role, worker=worker.name, abandon=msg.abandon)
+        self.presence("left", worker)
+        if worker.task is None:
+            self.forget(identity)
+        elif msg.abandon:
+            task = worker.task
+            self.forget(identity)
+            self.book.task_lost(task.kind, task.job_id, task.index, refund=True)
+        else:
+            worker.leaving = True
+            if identity in self.idle.get(worker.role, ()):
+                self.idle[worker.role].remove(identity)
+
+    def forget(self, identity: bytes) -> None:
+        """Drop a leaving peer and acknowledge its DISCONNECT."""
+        worker = self.workers.pop(identity)
+        if identity in self.idle.get(worker.role, ()):
+            self.idle[worker.role].remove(identity)
+        self.send_worker(identity, Disconnect(reason="goodbye"))
 
     def handle_heartbeat(self, identity: bytes, _env: Envelope, msg: Heartbeat) -> None:
         """last_seen is refreshed for every message; here: a worker idle while we think it
         busy has lost its task (a reply went missing), so the task is dispatched again."""
         worker = self.workers[identity]
+        if msg.rss:
+            worker.rss = msg.rss
         if msg.health and (msg.health, msg.detail) != (worker.health, worker.detail):
             worker.health, worker.detail = msg.health, msg.detail
             self.log.info("health_changed", role=worker.role, worker=worker.name, health=msg.health)
@@ -389,7 +466,9 @@ class Scheduler:
     def _release(self, identity: bytes) -> None:
         worker = self.workers[identity]
         worker.task = None
-        if worker.role in self.idle:
+        if worker.leaving:
+            self.forget(identity)
+        elif worker.role in self.idle:
             self.idle[worker.role].append(identity)
 
     def handle_chunk_result(self, identity: bytes, env: Envelope, msg: ChunkResult) -> None:
@@ -398,8 +477,9 @@ class Scheduler:
         task = self.workers[identity].task
         assert task is not None
         self.book.overhead_s.append(time.monotonic() - task.sent - msg.compute_s)
+        model = self.workers[identity].model
         self._release(identity)
-        self.book.chunk_done(msg, model=self.workers[identity].model)
+        self.book.chunk_done(msg, model=model)
 
     def handle_chunk_error(self, identity: bytes, env: Envelope, msg: ChunkError) -> None:
         if not self._take_task(identity, env, "chunk", msg.job_id):
@@ -441,6 +521,7 @@ class Scheduler:
             why=why,
             task=worker.task.kind if worker.task else None,
         )
+        self.presence("lost", worker, why=why)
         if worker.task is not None:
             self.book.task_lost(worker.task.kind, worker.task.job_id, worker.task.index)
 
@@ -514,7 +595,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("already_running", reason=str(exc))
         print(f"sottovoce scheduler: {exc}", file=sys.stderr)
         return 1
-    Scheduler(cfg, Store(cfg.store_path), log).run()
+    scheduler = Scheduler(cfg, Store(cfg.store_path), log)
+    from actors import metrics  # prometheus_client's HTTP server; nothing listens when metrics.port = 0
+
+    metrics.serve(cfg, log)
+    scheduler.run()
     del locks
     return 0
 

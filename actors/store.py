@@ -329,6 +329,11 @@ class Store:
             row = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return int(row["attempts"])
 
+    def refund_window_attempt(self, job_id: str) -> None:
+        """Take back the attempt counted for a dispatch its worker dropped on purpose."""
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET attempts = MAX(attempts - 1, 0) WHERE id = ?", (job_id,))
+
     def commit_chunk(self, result: ChunkResult, start: int, end: int) -> bool:
         """Commit a window's result, its segments and the job's new position, atomically.
 

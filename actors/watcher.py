@@ -402,7 +402,7 @@ class Watcher:
         self.endpoint.close()
         self.client.close()
         self.reporter.close()
-        self.link.close()
+        self.link.leave()
         self.store.close()
         self.log.info("stopped")
 

@@ -21,6 +21,7 @@ import structlog
 import zmq
 
 from actors.config import Config
+from actors.procinfo import rss_bytes
 from protocol import ProtocolError, decode, encode
 from protocol.codec import Envelope
 from protocol.records import Record
@@ -46,6 +47,11 @@ class Worker:
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness_max = int(cfg.get("scheduler.heartbeat_liveness"))
         self.running = True
+        self.stop_requested: float | None = None
+        self.leaving = False  # DISCONNECT sent; waiting to finish and for the acknowledgement
+        self.acknowledged = False
+        self.abandon_on_stop = cfg.get("scheduler.on_stop") == "abandon"
+        self.stop_timeout_s = float(cfg.get("scheduler.stop_timeout_s"))
         self.pending = 0  # tasks received and not yet finished
         self.bad_frames = 0
         self._tasks: queue.Queue[tuple[Record, Envelope] | None] = queue.Queue()
@@ -58,7 +64,7 @@ class Worker:
     # --- to be provided by subclasses -----------------------------------------------
 
     def ready_message(self) -> Ready:
-        return Ready(role=self.ROLE, name=self.name, pid=os.getpid())
+        return Ready(role=self.ROLE, name=self.name, pid=os.getpid(), rss=rss_bytes())
 
     def perform(self, record: Record, envelope: Envelope, emit: Emit) -> None:
         """Do one task in the task thread; call emit(reply, parent_id) for each reply."""
@@ -110,10 +116,30 @@ class Worker:
         self.dealer.send_multipart([b"", encode(record, self.name, parent=parent)])
 
     def stop(self, *_: Any) -> None:
-        self.running = False
+        """SIGTERM/SIGINT: leave (SPEC.md 18.2), finishing the task in hand unless abandoning."""
+        if self.stop_requested is None:
+            self.stop_requested = time.monotonic()
+
+    def _leave(self) -> None:
+        """Tell the scheduler we are stopping; with abandon, stop serving at once."""
+        self.leaving = True
+        abandon = self.abandon_on_stop and self.pending > 0
+        self.log.info("leaving", pending=self.pending, abandon=abandon)
+        self._send(Disconnect(reason="stopping", abandon=abandon))
+        if self.abandon_on_stop:
+            self.running = False
+
+    def _may_exit(self, scheduler_silent: bool) -> bool:
+        """While leaving: done once the work in hand is answered and the scheduler has
+        acknowledged (or is gone), or when the stop timeout is up."""
+        assert self.stop_requested is not None
+        if time.monotonic() - self.stop_requested > self.stop_timeout_s:
+            self.log.warning("stop_timeout", pending=self.pending)
+            return True
+        return self.pending == 0 and (self.acknowledged or scheduler_silent)
 
     def run(self) -> None:
-        """Serve until SIGTERM/SIGINT."""
+        """Serve until SIGTERM/SIGINT, then leave."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self._thread.start()
@@ -125,8 +151,17 @@ class Worker:
         poller.register(self._pipe, zmq.POLLIN)
         while self.running:
             assert self.dealer is not None
+            if self.stop_requested is not None and not self.leaving:
+                self._leave()
+                if not self.running:
+                    break
+            if self.leaving and self._may_exit(scheduler_silent=liveness <= 0):
+                break
             poller.register(self.dealer, zmq.POLLIN)
-            ready = dict(poller.poll(timeout=int(max(0.0, heartbeat_at - time.monotonic()) * 1000)))
+            timeout_s = max(0.0, heartbeat_at - time.monotonic())
+            if self.leaving:
+                timeout_s = min(timeout_s, 0.1)
+            ready = dict(poller.poll(timeout=int(timeout_s * 1000)))
             if self._pipe in ready:
                 frame = self._pipe.recv()
                 if frame:
@@ -137,13 +172,18 @@ class Worker:
                 frames = self.dealer.recv_multipart()
                 liveness, reconnect_s = self.liveness_max, RECONNECT_MIN_S
                 if self._on_frames(frames) == "reconnect":
-                    poller.unregister(self.dealer)
-                    self._connect()
-                    continue
+                    if self.leaving:
+                        self.acknowledged = True  # the scheduler's DISCONNECT: we may go
+                    else:
+                        poller.unregister(self.dealer)
+                        self._connect()
+                        continue
             now = time.monotonic()
             if now >= heartbeat_at:
                 heartbeat_at = now + self.interval_s
                 liveness -= 1
+                if liveness <= 0 and self.leaving:
+                    continue  # no scheduler to come back for: exit once the work in hand is done
                 if liveness <= 0:
                     self.log.warning("scheduler_silent", reconnect_in_s=reconnect_s)
                     poller.unregister(self.dealer)
@@ -152,10 +192,10 @@ class Worker:
                     liveness = self.liveness_max
                     self._connect()
                     continue
-                self._send(Heartbeat(busy=self.pending > 0))
+                self._send(Heartbeat(busy=self.pending > 0, rss=rss_bytes()))
         self._tasks.put(None)
         if self.dealer is not None:
-            self.dealer.close(linger=0)
+            self.dealer.close(linger=1000)  # let the last replies and DISCONNECT go out
         self._pipe.close(linger=0)
         self.log.info("stopped")
 

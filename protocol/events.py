@@ -25,7 +25,9 @@ PTT_KINDS = ("recording", "dropped", "device")
 """Audio events (SPEC.md 16.6): topic `ptt.<kind>`, no job."""
 WATCH_KINDS = ("file_seen", "file_submitted", "file_exported", "file_failed")
 """Watcher events (SPEC.md 17): topic `watch.<kind>`."""
-REPORTED_KINDS = (*PTT_KINDS, "delivered", *WATCH_KINDS)
+WORKER_KINDS = ("joined", "left", "lost", "killed")
+"""Worker and member presence (SPEC.md 18.5): topic `worker.<kind>`, job_id ""."""
+REPORTED_KINDS = (*PTT_KINDS, "delivered", *WATCH_KINDS, "killed")
 """Kinds a member may ask the scheduler to publish (REPORT)."""
 
 
@@ -43,5 +45,13 @@ class Event(Record):
     @property
     def topic(self) -> bytes:
         """The subscription topic for this event."""
-        family = "ptt" if self.kind in PTT_KINDS else "watch" if self.kind in WATCH_KINDS else "job"
+        family = (
+            "ptt"
+            if self.kind in PTT_KINDS
+            else "watch"
+            if self.kind in WATCH_KINDS
+            else "worker"
+            if self.kind in WORKER_KINDS
+            else "job"
+        )
         return f"{family}.{self.kind}".encode()

@@ -27,6 +27,8 @@ class Ready(Record):
     """ok or degraded."""
     detail: str = ""
     """Why degraded, in plain words."""
+    rss: int = 0
+    """Resident memory in bytes; 0: unknown (SPEC.md 18.5)."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,20 @@ class Heartbeat(Record):
     """Member: ok or degraded; empty: unchanged."""
     detail: str = ""
     """Member: why degraded."""
+    rss: int = 0
+    """Worker or member: resident memory in bytes; 0: unknown."""
 
 
 @dataclass(frozen=True)
 class Disconnect(Record):
-    """Scheduler to worker: I do not know you; reconnect and say READY."""
+    """Scheduler to worker: I do not know you; reconnect and say READY. Worker to scheduler:
+    I am stopping; the scheduler's DISCONNECT back acknowledges it (SPEC.md 18.2)."""
 
     TYPE = "disconnect"
     reason: str = ""
     """Why."""
+    abandon: bool = False
+    """Worker to scheduler: I drop my task; dispatch it again now (SPEC.md 18.2)."""
 
 
 @dataclass(frozen=True)

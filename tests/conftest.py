@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav
+from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav, transcript
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -54,6 +54,20 @@ def long_audio(media_dir: Path) -> Path:
     parts = [espeak_wav(s, media_dir / f"s{i}.wav", pad_s=0.6) for i, s in enumerate(SENTENCES * 5)]
     subprocess.run(["sox", *map(str, parts), str(out), "trim", "0", "90"], check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def clean_transcript(long_audio: Path) -> list[tuple[float, float, str]]:
+    """The long file transcribed once, alone, uninterrupted: what every disturbed run of it
+    must reproduce segment by segment."""
+    with Stack() as s:
+        s.start()
+        s.wait_ready()
+        job = s.submit_file(long_audio, priority="low")
+        assert s.wait_job(job)["state"] == "completed"
+        result = transcript(s, job)
+    assert len(result) >= 3
+    return result
 
 
 @pytest.fixture(scope="session")

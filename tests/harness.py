@@ -212,6 +212,11 @@ class Stack:
         return self.client.subscribe(prefix)
 
 
+def transcript(stack: Stack, job_id: str) -> list[tuple[float, float, str]]:
+    """A completed job's segments as (start, end, text), for comparing runs."""
+    return [(s["start"], s["end"], s["text"]) for s in stack.result(job_id)["segments"]]
+
+
 def collect_events(sub: Any, until: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:
     """Read events until `until(events)` holds or the deadline passes (then TimeoutError)."""
     events: list[Any] = []

@@ -12,30 +12,13 @@ import pytest
 
 from actors.client import read_events
 from protocol.control import Pause, Ping, Resume
-from tests.harness import Stack, collect_events, pcm16, poll
+from tests.harness import Stack, collect_events, pcm16, poll, transcript
 
 pytestmark = pytest.mark.stack
 
 
 def words(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
-
-
-def transcript(stack: Stack, job_id: str) -> list[tuple[float, float, str]]:
-    return [(s["start"], s["end"], s["text"]) for s in stack.result(job_id)["segments"]]
-
-
-@pytest.fixture(scope="module")
-def clean_transcript(long_audio: Path) -> list[tuple[float, float, str]]:
-    """The long file transcribed once, alone, uninterrupted."""
-    with Stack() as s:
-        s.start()
-        s.wait_ready()
-        job = s.submit_file(long_audio, priority="low")
-        assert s.wait_job(job)["state"] == "completed"
-        result = transcript(s, job)
-    assert len(result) >= 3
-    return result
 
 
 def committed(stack: Stack, job_id: str) -> int:
