@@ -296,20 +296,31 @@ def cmd_ping(args: argparse.Namespace, cfg: Config, client: Client) -> int:
 def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     data = client.call(Stats())
     p = data["chunk_compute_s"]
+    jobs = {"completed": 0, "failed": 0, **dict(sorted(data["jobs"].items()))}
+    rtf = data["real_time_factor"]
+    memory = [("scheduler", data["scheduler"].get("rss_bytes"))]
+    memory += [(w["name"], w.get("rss_bytes")) for w in data["workers"]]
     lines = [
         "queue depth: " + ", ".join(f"{k} {v}" for k, v in data["queue_depth"].items()),
-        "jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(data["jobs"].items())) or "none"),
+        "jobs: " + ", ".join(f"{k} {v}" for k, v in jobs.items()),
         f"chunk compute: p50 {fmt_s(p['p50'])}, p95 {fmt_s(p['p95'])} over {data['chunks_measured']} chunks; "
-        f"real-time factor {data['real_time_factor']}",
+        f"real-time factor {'-' if rtf is None else f'{rtf:.3f}'}",
         "push-to-talk release to text: "
         + _pcts(data["ptt_latency_s"]["release_to_text"])
         + "; release to result: "
         + _pcts(data["ptt_latency_s"]["release_to_result"]),
         "workers: "
         + (
-            ", ".join(f"{w['name']} ({'busy' if w['busy'] else 'idle'})" for w in data["workers"])
+            ", ".join(
+                f"{w['name']} ({'busy' if w['busy'] else 'idle'}"
+                + ("" if w.get("health", "ok") == "ok" else f", {w['health']}")
+                + ")"
+                for w in data["workers"]
+            )
             or "none connected"
         ),
+        "memory: "
+        + (", ".join(f"{name} {rss / 2**20:.0f} MiB" for name, rss in memory if rss) or "not reported"),
     ]
     emit(args, data, "\n".join(lines))
     return 0
