@@ -36,7 +36,7 @@ def die_with_parent() -> None:
     parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):  # not Linux: no such guarantee
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if os.getppid() != parent:  # the parent died between our two getppid calls
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -126,13 +126,13 @@ class Worker:
         abandon = self.abandon_on_stop and self.pending > 0
         self.log.info("leaving", pending=self.pending, abandon=abandon)
         self._send(Disconnect(reason="stopping", abandon=abandon))
-        if self.abandon_on_stop:
-            self.running = False
 
     def _may_exit(self, scheduler_silent: bool) -> bool:
         """While leaving: done once the work in hand is answered and the scheduler has
         acknowledged (or is gone), or when the stop timeout is up."""
         assert self.stop_requested is not None
+        if self.abandon_on_stop:  # go once the scheduler has our DISCONNECT (or is gone)
+            return self.acknowledged or scheduler_silent or time.monotonic() - self.stop_requested > 1.0
         if time.monotonic() - self.stop_requested > self.stop_timeout_s:
             self.log.warning("stop_timeout", pending=self.pending)
             return True
@@ -153,8 +153,6 @@ class Worker:
             assert self.dealer is not None
             if self.stop_requested is not None and not self.leaving:
                 self._leave()
-                if not self.running:
-                    break
             if self.leaving and self._may_exit(scheduler_silent=liveness <= 0):
                 break
             poller.register(self.dealer, zmq.POLLIN)
@@ -197,7 +195,9 @@ class Worker:
         if self.dealer is not None:
             self.dealer.close(linger=1000)  # let the last replies and DISCONNECT go out
         self._pipe.close(linger=0)
-        self.log.info("stopped")
+        self.log.info("stopped", abandoned=self.pending)
+        if self.pending:  # the task thread is inside native code: end without finalizing it
+            os._exit(0)
 
     def _on_frames(self, frames: list[bytes]) -> str:
         try:
