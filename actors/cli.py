@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors import supervise
 from actors.client import Client, ClientError, read_events
 from actors.config import Config, ConfigError, add_arguments
 from actors.formats import FORMATS, RENDERERS, parse_formats, write_atomic, write_outputs
@@ -471,9 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         cmd_run,
         "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver, watcher) "
-        "in the foreground; Ctrl+C stops them",
+        "in the foreground; Ctrl+C stops them. `sottovoce up` runs them in the background",
         parents=[],
     )
+    supervise.add_commands(add, data)
     p = add(
         "transcribe",
         cmd_transcribe,

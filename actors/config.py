@@ -107,6 +107,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "level": "info",
         "file": True,  # each actor appends JSON lines to <data>/logs/ACTOR.log; false: stderr only
     },
+    "supervisor": {  # the background stack: `sottovoce up`, down, status, logs, restart
+        "conf": "",  # supervisord config; empty: deploy/supervisord.conf of this install
+        "up_timeout_s": 90.0,  # `up` and `restart` wait this long for every actor to connect
+    },
     "metrics": {
         "port": 0,  # Prometheus text endpoint on this TCP port (http://ADDRESS:PORT/metrics); 0: off
         "address": "127.0.0.1",

@@ -1,0 +1,400 @@
+"""The background stack: `sottovoce up`, `status`, `logs`, `restart`, `down` with the real
+supervisord running deploy/supervisord.conf and every actor on the real model; the config
+files themselves (supervisord's and the systemd unit); log reading.
+
+Each stack lives in a short private temp dir (runtime, data, HOME and XDG dirs), and every
+test ends with `down` and, should that fail, SIGKILL for whatever still runs with its
+runtime dir, so no supervisord is left behind.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import logview
+from actors.config import Config
+from actors.runner import ACTORS
+from actors.supervise import SOCKET_NAME, default_conf, environment
+from tests.harness import REPO, Stack, poll
+from tests.rig import Display, Microphone, need_binaries
+
+UNIT = REPO / "deploy" / "systemd" / "sottovoce.service"
+DOWN_TIMEOUT_S = 240.0  # down's own deadline is the sum of stopwaitsecs (170 s) plus a margin
+EXIT_TIMEOUT_S = 30.0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def our_processes(run_dir: Path) -> list[int]:
+    """Live processes (not zombies) started with this stack's runtime dir in their environment:
+    supervisord and every actor it started."""
+    marker = f"SOTTOVOCE_PATHS_RUNTIME_DIR={run_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def sockets(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir() if p.is_socket())
+
+
+@contextlib.contextmanager
+def background(
+    settings: dict[str, Any] | None = None, env: dict[str, str | None] | None = None
+) -> Iterator[Stack]:
+    """A private place for a background stack (`env`: extra variables, None removes one);
+    `down` (then SIGKILL) on the way out."""
+    stack = Stack(settings)
+    home = stack.root / "home"
+    stack.env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_RUNTIME_DIR": str(stack.root / "xdg"),
+        }
+    )
+    for name, value in (env or {}).items():
+        if value is None:
+            stack.env.pop(name, None)
+        else:
+            stack.env[name] = value
+    try:
+        yield stack
+    finally:
+        try:
+            stack.cli("down", timeout_s=DOWN_TIMEOUT_S)
+        finally:
+            for pid in our_processes(stack.cfg.runtime_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            stack.cleanup()
+
+
+def headless() -> dict[str, str | None]:
+    """No display, no sound server (a server, CI)."""
+    return {"DISPLAY": None, "WAYLAND_DISPLAY": None, "PULSE_SERVER": "unix:/nonexistent/native"}
+
+
+def cli_json(stack: Stack, *args: str, code: int = 0, timeout_s: float = 120.0) -> dict[str, Any]:
+    out = stack.cli(*args, "--json", timeout_s=timeout_s)
+    assert out.returncode == code, f"{args}: {out.returncode}\n{out.stdout}\n{out.stderr}"
+    return dict(json.loads(out.stdout))
+
+
+def actors_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["name"]: a for a in data["actors"]}
+
+
+def pump(stream: Any, lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def supervisord_pid(stack: Stack) -> int:
+    return int((stack.cfg.runtime_dir / "supervisord.pid").read_text())
+
+
+# --- the real stack ---------------------------------------------------------------------------
+
+
+@pytest.mark.stack
+def test_up_on_a_desktop_every_actor_is_healthy_and_down_leaves_nothing(utterance: tuple[Path, str]) -> None:
+    need_binaries("Xvfb", "xdotool", "xclip", "pulseaudio", "pactl")
+    wav, sentence = utterance
+    mic_root = Path(tempfile.mkdtemp(prefix="mic", dir="/tmp"))
+    display = Display().start()
+    mic = Microphone(mic_root).start()
+    try:
+        with background(env={**display.env, **mic.env, "WAYLAND_DISPLAY": None}) as stack:
+            up = cli_json(stack, "up")
+            actors = actors_of(up)
+            assert list(actors) == list(ACTORS)
+            for name, actor in actors.items():
+                assert actor["state"] == "RUNNING" and actor["up"], actor
+                assert actor["health"] == "ok", f"{name}: {actor['detail']}"
+            said = cli_json(stack, "say", str(wav))
+            assert said["text"].strip(" .").lower() == sentence.strip(" .").lower()
+            status = cli_json(stack, "status")
+            assert status["ok"] and actors_of(status).keys() == actors.keys()
+            pids = [a["pid"] for a in status["actors"]]
+            assert [a["pid"] for a in up["actors"]] == pids
+            # supervisord's file is each actor's one log: JSON lines, each event once
+            assert len(stack.log_events("scheduler", "started")) == 1
+            assert len(stack.log_events("transcriber", "model_loaded")) == 1
+            down = stack.cli("down", timeout_s=DOWN_TIMEOUT_S)
+            assert down.returncode == 0, down.stderr
+            assert "stopped supervisord and 8 actors" in down.stdout
+            assert not [p for p in pids if alive(p)]
+            assert our_processes(stack.cfg.runtime_dir) == []
+            assert sockets(stack.cfg.runtime_dir) == []
+            again = stack.cli("down")
+            assert again.returncode == 0 and "not running" in again.stdout
+    finally:
+        mic.stop()
+        display.stop()
+        shutil.rmtree(mic_root, ignore_errors=True)
+
+
+@pytest.mark.stack
+def test_up_headless_degrades_hotkey_audio_and_deliver_and_transcribes(utterance: tuple[Path, str]) -> None:
+    wav, sentence = utterance
+    with background(env=headless()) as stack:
+        up = stack.cli("up", timeout_s=120)
+        assert up.returncode == 0, up.stderr
+        assert "degraded (they run, and say why): audio, hotkey, deliver" in up.stderr
+        actors = actors_of(cli_json(stack, "status"))
+        assert "DISPLAY is not set" in actors["hotkey"]["detail"]
+        assert "microphone" in actors["audio"]["detail"]
+        assert "no display" in actors["deliver"]["detail"]
+        for name, actor in actors.items():
+            assert actor["up"], actor
+            assert (actor["health"] == "degraded") == (name in ("audio", "hotkey", "deliver")), actor
+        out_dir = stack.root / "out"
+        done = stack.cli("transcribe", str(wav), "--wait", "--output-dir", str(out_dir), timeout_s=120)
+        assert done.returncode == 0, done.stderr
+        text = (out_dir / f"{wav.stem}.txt").read_text()
+        assert text.strip(" .\n").lower() == sentence.strip(" .").lower()
+
+
+@pytest.mark.stack
+def test_supervisord_killed_takes_every_actor_with_it_and_up_works_again() -> None:
+    with background(env=headless()) as stack:
+        assert stack.cli("up", timeout_s=120).returncode == 0
+        pids = [a["pid"] for a in cli_json(stack, "status")["actors"]]
+        os.kill(supervisord_pid(stack), signal.SIGKILL)
+        poll(lambda: not any(alive(p) for p in pids), EXIT_TIMEOUT_S, what="every actor to exit")
+        assert (stack.cfg.runtime_dir / SOCKET_NAME).exists()  # stale, with the pidfile
+        status = stack.cli("status")
+        assert status.returncode == 1 and "not running" in status.stdout
+        again = cli_json(stack, "up")
+        assert again["ok"] and not set(pids) & {a["pid"] for a in again["actors"]}
+
+
+@pytest.mark.stack
+def test_restart_gives_a_new_pid_and_logs_follow_it() -> None:
+    with background(env=headless()) as stack:
+        assert stack.cli("up", timeout_s=120).returncode == 0
+        old = actors_of(cli_json(stack, "status"))
+        restarted = cli_json(stack, "restart", "transcriber")["restarted"]["transcriber"]
+        assert restarted != old["transcriber"]["pid"]
+        now = actors_of(cli_json(stack, "status"))
+        assert now["transcriber"]["pid"] == restarted and now["transcriber"]["up"]
+        assert now["scheduler"]["pid"] == old["scheduler"]["pid"]
+
+        shown = stack.cli("logs", "transcriber", "-n", "5")
+        assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 5
+        assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} info +transcriber +\w+", shown.stdout, re.M)
+        raw = stack.cli("logs", "scheduler", "-n", "3", "--raw")
+        assert all(json.loads(line)["actor"] == "scheduler" for line in raw.stdout.splitlines())
+
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "actors.cli", "logs", "-f", "-n", "1"],
+            env=stack.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=pump, args=(follow.stdout, lines), daemon=True).start()
+        try:
+            lines.get(timeout=30)  # the one old line: it follows now
+            pid = cli_json(stack, "restart", "deliver")["restarted"]["deliver"]
+            deadline = time.monotonic() + 30
+            seen = ""
+            while not ("worker_ready" in seen and "deliver@" in seen and f":{pid} " in seen):
+                seen = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            follow.send_signal(signal.SIGINT)  # Ctrl+C
+            follow.wait(timeout=10)
+        assert follow.returncode == 0, follow.stderr.read() if follow.stderr else ""
+
+
+@pytest.mark.stack
+def test_an_actor_that_cannot_start_is_named_with_its_reason() -> None:
+    with background(env=headless()) as stack:
+        up = stack.cli("--set", "hotkey.mode=latch", "--set", "supervisor.up_timeout_s=6", "up", timeout_s=60)
+        assert up.returncode == 1
+        assert re.search(r"hotkey is not up: (BACKOFF|STARTING|EXITED|FATAL)", up.stderr), up.stderr
+        assert "hotkey mode must be hold or toggle" in up.stderr  # from its log
+        assert "sottovoce down" in up.stderr
+        assert [line for line in up.stderr.splitlines() if " is not up: " in line] == [
+            line for line in up.stderr.splitlines() if line.startswith("hotkey is not up")
+        ]
+        status = cli_json(stack, "status", code=1)  # left running for inspection
+        assert not actors_of(status)["hotkey"]["up"] and actors_of(status)["scheduler"]["up"]
+
+
+@pytest.mark.stack
+def test_up_and_down_leave_a_foreground_stack_alone() -> None:
+    with background(env=headless()) as stack:
+        stack.start("scheduler")  # as `sottovoce run` would
+        stack.wait_ready(roles=())
+        up = stack.cli("up", timeout_s=60)
+        assert up.returncode == 1 and "foreground stack" in up.stderr
+        down = stack.cli("down")
+        assert down.returncode == 1 and "foreground stack" in down.stderr
+        assert stack.procs["scheduler"].poll() is None
+        assert not (stack.cfg.runtime_dir / SOCKET_NAME).exists()
+
+
+def test_nothing_running() -> None:
+    with background(env=headless()) as stack:
+        status = stack.cli("status")
+        assert status.returncode == 1 and status.stdout.strip() == "not running"
+        down = stack.cli("down")
+        assert down.returncode == 0 and down.stdout.strip() == "not running"
+        logs = stack.cli("logs", "scheduler")
+        assert logs.returncode == 1 and "no log for scheduler" in logs.stderr
+
+
+# --- the files --------------------------------------------------------------------------------
+
+
+def test_supervisord_conf_runs_every_actor_in_order() -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(default_conf())
+    programs = {s.removeprefix("program:"): conf[s] for s in conf.sections() if s.startswith("program:")}
+    assert list(programs) == list(ACTORS)
+    for name, section in programs.items():
+        assert section["command"] == f'"%(ENV_SOTTOVOCE_PYTHON)s" -m actors.{name}'
+        assert (REPO / "actors" / f"{name}.py").exists()
+        assert section["directory"] == "%(here)s/.."
+        assert 'SOTTOVOCE_LOG_FILE="false"' in section["environment"]
+        assert section["stdout_logfile"] == "%(ENV_SOTTOVOCE_LOG_DIR)s/%(program_name)s.log"
+        assert section["redirect_stderr"] == "true" and section["autorestart"] == "true"
+        assert section["stopasgroup"] == section["killasgroup"] == "true"
+    priority = {name: int(s["priority"]) for name, s in programs.items()}
+    assert priority["scheduler"] < min(priority["ingest"], priority["transcriber"])
+    assert max(priority["ingest"], priority["transcriber"]) < min(priority[m] for m in ACTORS[3:-1])
+    assert max(priority[m] for m in ACTORS[:-1]) < priority["warden"]
+
+
+def test_supervisord_conf_reads_only_variables_up_sets(tmp_path: Path) -> None:
+    used = set(re.findall(r"%\(ENV_(\w+)\)s", default_conf().read_text()))
+    os.environ["SOTTOVOCE_PATHS_RUNTIME_DIR"] = str(tmp_path / "run")
+    os.environ["SOTTOVOCE_PATHS_DATA_DIR"] = str(tmp_path / "data")
+    try:
+        env = environment(Config.load(path=tmp_path / "none.toml"))
+    finally:
+        del os.environ["SOTTOVOCE_PATHS_RUNTIME_DIR"], os.environ["SOTTOVOCE_PATHS_DATA_DIR"]
+    assert used and used <= set(env)
+    assert env["SOTTOVOCE_STOP_WAIT_S"] == "40"  # scheduler.stop_timeout_s (30) + 10
+    assert env["SOTTOVOCE_PATHS_RUNTIME_DIR"] == str(tmp_path / "run")
+
+
+def test_systemd_unit_runs_supervisord_through_up(tmp_path: Path) -> None:
+    unit = configparser.RawConfigParser(strict=False)
+    unit.read(UNIT)
+    assert unit["Service"]["ExecStart"] == "@SOTTOVOCE@ up --foreground"
+    assert unit["Service"]["KillMode"] == "mixed"
+    assert int(unit["Service"]["TimeoutStopSec"]) > 3 * 40 + 5 * 10  # every stopwaitsecs in turn
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd): the unit is only parsed")
+    installed = tmp_path / "sottovoce.service"
+    installed.write_text(
+        UNIT.read_text().replace("@SOTTOVOCE@", str(Path(sys.executable).parent / "sottovoce"))
+    )
+    (tmp_path / "xdg").mkdir(mode=0o700)
+    for scope in ([], ["--user"]):
+        out = subprocess.run(
+            ["systemd-analyze", *scope, "verify", str(installed)],
+            env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "xdg")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0 and not out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# --- log reading ------------------------------------------------------------------------------
+
+
+def record(when: str, actor: str, event: str, **data: Any) -> str:
+    return json.dumps({"actor": actor, **data, "event": event, "level": "info", "timestamp": when})
+
+
+def test_logs_render_merge_and_tail(tmp_path: Path) -> None:
+    line = record("2026-11-29T10:00:00.250000Z", "ingest", "planned", spans=3, path="/a b", ok=True)
+    shown = logview.render(line)
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.250 info +ingest +planned spans=3 path=\"/a b\" ok=true", shown
+    )
+    assert logview.render("Traceback (most recent call last):") == "Traceback (most recent call last):"
+    a = [
+        record("2026-11-29T10:00:01Z", "a", "one"),
+        "not json, after one",
+        record("2026-11-29T10:00:03Z", "a", "three"),
+    ]
+    b = [record("2026-11-29T10:00:02Z", "b", "two")]
+    order = [line.text for line in logview.merged([a, b])]
+    assert order == [a[0], a[1], b[0], a[2]]
+    log = tmp_path / "x.log"
+    log.with_name("x.log.1").write_text("".join(f"old {i}\n" for i in range(3)))
+    log.write_text("".join(f"new {i}\n" for i in range(100_000)))
+    assert logview.tail(log, 2) == ["new 99998", "new 99999"]
+    log.write_text("new 0\n")
+    assert logview.tail_rotated(log, 3) == ["old 1", "old 2", "new 0"]
+
+
+def test_logs_follow_across_rotation_and_truncation(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("before\n")
+    follower = logview.Follower(log)
+    try:
+        assert follower.read() == []
+        with log.open("a") as out:
+            out.write("one\ntw")
+        assert follower.read() == ["one"]
+        with log.open("a") as out:
+            out.write("o\nlast of the old file\n")
+        log.rename(tmp_path / "x.log.1")  # supervisord's rotation: rename, then a new file
+        assert follower.read() == ["two", "last of the old file"]
+        log.write_text("first of the new file\n")
+        assert follower.read() == ["first of the new file"]
+        log.write_text("")  # truncated in place
+        assert follower.read() == []
+        log.write_text("after truncation\n")
+        assert follower.read() == ["after truncation"]
+    finally:
+        follower.close()
