@@ -64,6 +64,14 @@ class NotRunning(SuperviseError):
     """No supervisord answers on the socket (none started, or a stale socket of a dead one)."""
 
 
+class RpcFault(SuperviseError):
+    """supervisord answered with a fault (supervisor.xmlrpc.Faults: NOT_RUNNING, SHUTDOWN_STATE...)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
 # --- supervisord ----------------------------------------------------------------------------
 
 
@@ -117,7 +125,7 @@ class Supervisor:
         self.socket = cfg.runtime_dir / SOCKET_NAME
 
     def call(self, method: str, *args: Any, timeout_s: float = RPC_TIMEOUT_S) -> Any:
-        """One call on a fresh proxy; NotRunning if nothing listens, xmlrpc Fault as it comes."""
+        """One call on a fresh proxy; NotRunning if nothing listens, RpcFault for a fault."""
         if not self.socket.exists():
             raise NotRunning(f"supervisord is not running (no socket at {self.socket})")
         transport = SupervisorTransport(serverurl=f"unix://{self.socket}")
@@ -125,6 +133,12 @@ class Supervisor:
         proxy = xmlrpc.client.ServerProxy("http://localhost", transport=transport)
         try:
             return getattr(proxy, method)(*args)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode == Faults.SHUTDOWN_STATE:
+                text = "supervisord is shutting down; `sottovoce status` says `not running` once it is gone"
+            else:
+                text = f"supervisord refused {method}{args}: {exc.faultString}"
+            raise RpcFault(exc.faultCode, text) from exc
         except (ConnectionRefusedError, FileNotFoundError) as exc:
             raise NotRunning(f"supervisord is not running (stale socket {self.socket})") from exc
         except TimeoutError as exc:
@@ -472,7 +486,7 @@ def cmd_down(args: argparse.Namespace, cfg: Config, _client: Client) -> int:
     # asking while it stops makes the next program's stop start at once, not up to 1 s later.
     deadline = time.monotonic() + stop_wait_s + DOWN_MARGIN_S
     while alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(SuperviseError, xmlrpc.client.Fault):  # SHUTDOWN_STATE
+        with contextlib.suppress(SuperviseError):  # it answers SHUTDOWN_STATE, or has gone
             sup.call("supervisor.getState", timeout_s=PING_TIMEOUT_S)
         time.sleep(POLL_S)
     if alive(pid):
@@ -525,8 +539,8 @@ def cmd_restart(args: argparse.Namespace, cfg: Config, _client: Client) -> int:
     for program in ordered:
         try:
             sup.call("supervisor.startProcess", f"{program['group']}:{program['name']}", False)
-        except xmlrpc.client.Fault as exc:
-            raise SuperviseError(f"supervisord cannot start {program['name']}: {exc.faultString}") from exc
+        except RpcFault as exc:
+            raise SuperviseError(f"cannot start {program['name']}: {exc}") from exc
     ok, views = wait_up(cfg, sup, float(cfg.get("supervisor.up_timeout_s")), old_pids=old_pids)
     restarted = {v.name: v for v in views if v.name in names}
     lines = [f"{n}: pid {restarted[n].pid or '-'} (was {old_pids.get(n, '-')})" for n in names]
@@ -542,9 +556,9 @@ def _stop(sup: Supervisor, program: dict[str, Any]) -> None:
     name = f"{program['group']}:{program['name']}"
     try:
         sup.call("supervisor.stopProcess", name, False)
-    except xmlrpc.client.Fault as exc:
-        if exc.faultCode != Faults.NOT_RUNNING:  # not running: nothing to stop
-            raise SuperviseError(f"supervisord cannot stop {program['name']}: {exc.faultString}") from exc
+    except RpcFault as exc:
+        if exc.code != Faults.NOT_RUNNING:  # not running: nothing to stop
+            raise SuperviseError(f"cannot stop {program['name']}: {exc}") from exc
         return
     deadline = time.monotonic() + program["stopwaitsecs"] + DOWN_MARGIN_S
     while sup.call("supervisor.getProcessInfo", name)["statename"] not in STOPPED_STATES:
