@@ -267,3 +267,19 @@ def test_warden_spares_live_workers_and_kills_a_hung_scheduler() -> None:
         s.start("scheduler")
         s.wait_ready(roles=("ingest", "transcriber", "warden"))
         assert os.path.exists(s.cfg.runtime_dir / "control")
+
+
+def test_a_window_whose_transcriber_keeps_dying_fails_the_job_with_the_reason(utterance: Any) -> None:
+    wav, _text = utterance
+    with Stack(settings={"scheduler.max_chunk_attempts": 2}) as s:
+        s.start()
+        s.wait_ready()
+        sub = s.subscribe(b"job.")
+        job = s.submit_file(wav, priority="normal")
+        for _attempt in range(2):
+            wait_for(sub, is_dispatch(job, 0), 60)
+            s.signal("transcriber", signal.SIGKILL)  # dies holding the window, every time
+            s.start("transcriber")
+        final = s.wait_job(job, 60)
+        assert final["state"] == "failed", final
+        assert final["error"] == "chunk 0 failed 2 times; last error: the transcriber stopped responding"
