@@ -1,5 +1,7 @@
 """`sottovoce`: the CLI probe. Every command maps to one control request of protocol/SPEC.md
-(named in its help) and talks only ZeroMQ to the running stack; `run` starts the stack.
+(named in its help) and talks only ZeroMQ to the running stack. `up`, `down`, `status`, `logs`
+and `restart` manage the background stack under supervisord (actors/supervise.py); `run`
+starts it in the foreground (actors/runner.py).
 
 Exit codes: 0 ok; 1 the call failed or timed out (with a hint); 2 usage error.
 """

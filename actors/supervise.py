@@ -313,7 +313,12 @@ def wait_up(
             if all(v.up and v.pid != old.get(v.name) for v in views):
                 return True, views
         if time.monotonic() >= deadline:
-            return False, views if procs is not None else survey(cfg, None)
+            if procs is None:
+                raise SuperviseError(
+                    f"supervisord did not answer on {sup.socket} within {timeout_s:.0f} s; "
+                    f"see {cfg.log_dir / OUTPUT_NAME} and {cfg.log_dir / 'supervisord.log'}"
+                )
+            return False, views
         time.sleep(POLL_S)
 
 
@@ -572,6 +577,8 @@ def cmd_logs(args: argparse.Namespace, cfg: Config, _client: Client) -> int:
     paths = [cfg.log_dir / f"{name}.log" for name in names]
     if args.actor and not paths[0].exists():
         raise SuperviseError(f"no log for {args.actor} at {paths[0]} (has it run?)")
+    if not any(path.exists() for path in paths):
+        raise SuperviseError(f"no logs in {cfg.log_dir} (has the stack run?)")
     show: Callable[[str], str] = (lambda text: text) if args.raw else logview.render
     followers = [logview.Follower(path) for path in paths] if args.follow else []
     lines = logview.merged(logview.tail_rotated(path, args.lines) for path in paths)
@@ -597,57 +604,66 @@ def cmd_logs(args: argparse.Namespace, cfg: Config, _client: Client) -> int:
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser], data: argparse.ArgumentParser) -> None:
-    """The lifecycle subcommands, added with cli.build_parser's `add`."""
+    """The lifecycle subcommands, added with cli.build_parser's `add` (a short help for the
+    command list, the whole story in each command's --help)."""
     p = add(
         "up",
         cmd_up,
-        "start the stack in the background under supervisord (deploy/supervisord.conf, or "
-        "supervisor.conf) and wait until every actor runs and is connected to the scheduler "
-        "(supervisor.up_timeout_s); prints each actor's state, pid and health. Degraded actors "
-        "(no display, no microphone) count as up and say why. Already up: prints the status. "
-        "Exit 1 if an actor did not come up (it says which and why, and leaves the stack running "
-        "for inspection), or if a foreground `sottovoce run` uses the same runtime dir. "
-        "Settings are read here: after changing them, `sottovoce down` and `up` again",
+        "start the stack in the background under supervisord; wait until every actor is connected",
         [data],
+    )
+    p.description = (
+        "Start the stack in the background under supervisord (deploy/supervisord.conf, or the "
+        "file supervisor.conf names) and wait until every actor runs and is connected to the "
+        "scheduler (supervisor.up_timeout_s, 90 s); then print each actor's state, pid and "
+        "health. Degraded actors (no display, no microphone) count as up and say why. Already "
+        "up: prints the status. Exit 1 if an actor did not come up (it says which and why, and "
+        "leaves the stack running for inspection), or if a foreground `sottovoce run` uses the "
+        "same runtime dir. Settings are read here: after changing them, `sottovoce down` and "
+        "`up` again."
     )
     p.add_argument(
         "--foreground",
         action="store_true",
-        help="run supervisord in this process instead (for a systemd unit; does not wait or print)",
+        help="become supervisord in this process instead (for a systemd unit; does not wait or print)",
     )
-    add(
-        "down",
-        cmd_down,
-        "stop the background stack (XML-RPC supervisor.shutdown: actors stop in reverse start "
-        "order, the scheduler last, each finishing what it has in hand) and wait until no "
-        "actor process is left; removes socket files a killed actor left. Not running: exit 0",
-        [data],
+    p = add("down", cmd_down, "stop the background stack, scheduler last (supervisor.shutdown)", [data])
+    p.description = (
+        "Stop the background stack (XML-RPC supervisor.shutdown: actors stop in reverse start "
+        "order, the scheduler last, each finishing what it has in hand) and wait until no actor "
+        "process is left; remove socket files a killed actor left. Not running: exit 0."
     )
-    add(
-        "status",
-        cmd_status,
-        "each actor's supervisord state, pid and uptime, with its health and last heartbeat "
-        "from the scheduler (request: ping). Exit 0 if every actor runs and is connected, "
-        "else 1 (also when nothing runs: `not running`)",
-        [data],
+    p = add("status", cmd_status, "each actor's state, pid, uptime, heartbeat and health", [data])
+    p.description = (
+        "Each actor's supervisord state, pid and uptime, with its health and last heartbeat "
+        "as the scheduler sees them (request: ping). Exit 0 if every actor runs and is "
+        "connected, else 1 (also when nothing runs: `not running`)."
     )
     p = add(
         "logs",
         cmd_logs,
-        "show the last lines of an actor's log (DATA_DIR/logs/ACTOR.log), readable: time, level, "
-        "actor, event, key=value; without ACTOR every actor's log, merged by time. -f follows "
-        "(across log rotation) until Ctrl+C",
-        [],
+        "an actor's log, readable, or every actor's merged by time; -f follows",
+        [argparse.ArgumentParser(add_help=False)],  # no --json: --raw prints the JSON lines
     )
-    p.add_argument("actor", nargs="?", choices=(*ACTORS, SUPERVISORD_LOG), metavar="ACTOR")
+    p.description = (
+        "Show the last lines of an actor's log (DATA_DIR/logs/ACTOR.log), readable: time, "
+        "level, actor, event, key=value; without ACTOR every actor's log, merged by time. -f "
+        "follows (across supervisord's log rotation) until Ctrl+C."
+    )
+    p.add_argument(
+        "actor",
+        nargs="?",
+        choices=(*ACTORS, SUPERVISORD_LOG),
+        metavar="ACTOR",
+        help=f"one of {', '.join(ACTORS)}, or {SUPERVISORD_LOG} (its own log); default: every actor",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, help="how many lines to show first (50)")
     p.add_argument("--raw", action="store_true", help="the JSON lines as written")
-    p = add(
-        "restart",
-        cmd_restart,
-        "stop and start one actor, or all of them in order (XML-RPC stopProcess, startProcess), "
-        "then wait until it is connected to the scheduler again; prints the new pid",
-        [data],
+    p = add("restart", cmd_restart, "restart an actor, or all; wait until connected again", [data])
+    p.description = (
+        "Stop and start one actor, or all of them in order (XML-RPC stopProcess, "
+        "startProcess), then wait until it is connected to the scheduler again "
+        "(supervisor.up_timeout_s); print the new pid."
     )
     p.add_argument("actor", metavar="ACTOR|all", help=f"one of {', '.join(ACTORS)}, or all")

@@ -717,12 +717,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{audio} does not exist")
     if args.utterances < 1:
         parser.error("--utterances must be at least 1")
-    results = run(audio, args.utterances, args.seed)
+    print_json(run(audio, args.utterances, args.seed), args.out)
+    return 0
+
+
+def print_json(results: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's results as JSON; also write them to `out` when given."""
     text = json.dumps(results, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    if out:
+        out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.bench.core import machine_info, rnd  # noqa: E402
+from tests.bench.core import machine_info, print_json, rnd  # noqa: E402
 from tests.harness import Stack, poll  # noqa: E402
 from tests.supervised import DOWN_TIMEOUT_S, alive, background, headless  # noqa: E402
 
@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    text = json.dumps(run(args.runs), indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_json(run(args.runs), args.out)
     return 0
 
 
