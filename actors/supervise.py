@@ -483,7 +483,8 @@ def cmd_down(args: argparse.Namespace, cfg: Config, _client: Client) -> int:
             print(f"sottovoce down: {foreground_refusal(cfg, scheduler)}", file=sys.stderr)
             return 1
         removed = remove_stale_sockets(cfg)
-        report(args, {"stopped": False, "removed_sockets": removed}, "not running")
+        text = "not running" + (f"; removed leftover sockets: {', '.join(removed)}" if removed else "")
+        report(args, {"stopped": False, "removed_sockets": removed}, text)
         return 0
     actor_pids = {name: p["pid"] for name, p in procs.items() if p["pid"]}
     # supervisord stops the programs one by one, each within its stopwaitsecs. It sees that

@@ -16,6 +16,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,13 @@ def test_supervisord_killed_takes_every_actor_with_it_and_up_works_again() -> No
         assert status.returncode == 1 and "not running" in status.stdout
         again = cli_json(stack, "up")
         assert again["ok"] and not set(pids) & {a["pid"] for a in again["actors"]}
+        assert stack.cli("down").returncode == 0
+        leftover = socket.socket(socket.AF_UNIX)  # as a killed actor leaves its socket file
+        leftover.bind(str(stack.cfg.runtime_dir / "ptt"))
+        leftover.close()
+        down = stack.cli("down")
+        assert down.returncode == 0 and down.stdout.strip() == "not running; removed leftover sockets: ptt"
+        assert sockets(stack.cfg.runtime_dir) == []
 
 
 @pytest.mark.stack
@@ -141,6 +149,9 @@ def test_restart_gives_a_new_pid_and_logs_follow_it() -> None:
     with background(env=headless()) as stack:
         assert stack.cli("up", timeout_s=120).returncode == 0
         old = actors_of(cli_json(stack, "status"))
+        again = stack.cli("up", timeout_s=120)
+        assert again.returncode == 0 and "already running" in again.stderr
+        assert "transcriber  RUNNING" in again.stdout
         restarted = cli_json(stack, "restart", "transcriber")["restarted"]["transcriber"]
         assert restarted != old["transcriber"]["pid"]
         now = actors_of(cli_json(stack, "status"))
