@@ -8,6 +8,7 @@ import ctypes
 import fcntl
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,27 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died between our two getppid calls
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+_wakeup_writers: list[socket.socket] = []
+
+
+def signal_wakeup() -> socket.socket:
+    """A socket that turns readable when a signal arrives: registered in a loop's poller, it
+    ends the poll at once, so SIGTERM is acted on without waiting out the poll timeout.
+    The loop reads it empty with `drain_wakeup`."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    _wakeup_writers.append(writer)
+    return reader
+
+
+def drain_wakeup(reader: socket.socket) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while reader.recv(64):
+            pass
 
 
 def sole_instance(path: Path) -> Any | None:

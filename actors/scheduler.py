@@ -199,6 +199,8 @@ class Scheduler:
         poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
         poller.register(self.work, zmq.POLLIN)
+        wakeup = entry.signal_wakeup()
+        poller.register(wakeup, zmq.POLLIN)
         heartbeat_at = time.monotonic() + self.interval_s
         self.log.info("started", pid=os.getpid(), jobs=len(self.book.queue))
         while self.running and not self._stopped():
@@ -211,6 +213,8 @@ class Scheduler:
                 if self.stop_deadline is not None:
                     continue
                 raise
+            if wakeup in ready:
+                entry.drain_wakeup(wakeup)
             if self.work in ready:
                 for _ in range(100):  # drain, but let control in between
                     try:

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 import zmq
 
+from actors import entry
 from actors.config import Config
 from actors.procinfo import rss_bytes
 from protocol import ProtocolError, decode, encode
@@ -149,6 +150,8 @@ class Worker:
         heartbeat_at = time.monotonic() + self.interval_s
         poller = zmq.Poller()
         poller.register(self._pipe, zmq.POLLIN)
+        wakeup = entry.signal_wakeup()
+        poller.register(wakeup, zmq.POLLIN)
         while self.running:
             assert self.dealer is not None
             if self.stop_requested is not None and not self.leaving:
@@ -160,6 +163,8 @@ class Worker:
             if self.leaving:
                 timeout_s = min(timeout_s, 0.1)
             ready = dict(poller.poll(timeout=int(timeout_s * 1000)))
+            if wakeup in ready:
+                entry.drain_wakeup(wakeup)
             if self._pipe in ready:
                 frame = self._pipe.recv()
                 if frame:
