@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         "actor",
         nargs="?",
         default="scheduler",
-        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher"),
+        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher", "warden"),
     )
     add("stats", cmd_stats, "queue depths, job counts, chunk timings, push-to-talk latency (request: stats)")
     p = add(
