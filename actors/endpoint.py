@@ -38,9 +38,11 @@ class Endpoint:
     def answer(
         self, frames: list[bytes], kind: type[Record], handle: Callable[[Any], Reply], sender: str
     ) -> None:
-        identity, payload = frames[0], frames[-1]
+        identity, route, payload = frames[0], frames[1:-1], frames[-1]
         parent = ""
         try:
+            if len(frames) < 2 or len(route) > 1:  # frames as on control (SPEC.md 3.3)
+                raise ProtocolError(ErrorCode.BAD_FRAME, f"expected 1 payload frame, got {len(frames) - 1}")
             envelope, record = decode(payload)
             parent = envelope.id
             if not isinstance(record, kind):
@@ -52,7 +54,7 @@ class Endpoint:
         except Exception as exc:  # the barrier: reply, keep serving
             self.log.exception("request_crashed", type=kind.TYPE)
             reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
-        self.socket.send_multipart([identity, *frames[1:-1], encode(reply, sender, parent=parent)])
+        self.socket.send_multipart([identity, *route, encode(reply, sender, parent=parent)])
 
     def close(self) -> None:
         self.socket.close(linger=0)

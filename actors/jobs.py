@@ -8,6 +8,7 @@ the next chunk of any job is dispatched. No sockets here: the Scheduler calls in
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -29,6 +30,8 @@ from protocol.work import Chunk, ChunkResult, Decode, Plan
 
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
+SQLITE_MAX_INT = 2**63 - 1
+"""The largest INTEGER SQLite stores; a wire int may be larger (msgpack goes to 2**64 - 1)."""
 OPTION_KEYS = (
     "language",
     "task",
@@ -56,6 +59,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank]
 
 
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a latency mark can be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
@@ -66,11 +74,30 @@ def plan_problem(msg: Plan, stored: int, spans: list[list[int]]) -> str:
         return f"first_index {msg.first_index} with {stored} spans stored"
     previous = spans[msg.first_index - 1][1] if msg.first_index else 0
     for span in msg.spans:
-        if len(span) != 2 or not previous <= span[0] < span[1]:
+        if len(span) != 2 or not previous <= span[0] < span[1] <= SQLITE_MAX_INT:
             return f"span {span} is not an ordered [start, end) after {previous}"
         previous = span[1]
-    if msg.final and msg.samples < previous:
+    if msg.final and not previous <= msg.samples <= SQLITE_MAX_INT:
         return f"spans end at {previous} but the audio has {msg.samples} samples"
+    if not math.isfinite(msg.decode_s) or not (msg.mel_max is None or math.isfinite(msg.mel_max)):
+        return f"decode_s {msg.decode_s} and mel_max {msg.mel_max} must be finite numbers"
+    return ""
+
+
+def result_problem(msg: ChunkResult) -> str:
+    """Why a CHUNK-RESULT cannot be stored (SQLite turns NaN into NULL, JSON holds no bytes),
+    or "" if it can."""
+    if not math.isfinite(msg.compute_s):
+        return f"compute_s is {msg.compute_s}"
+    for i, segment in enumerate(msg.segments):
+        if not (math.isfinite(segment.start) and math.isfinite(segment.end)):
+            return f"segment {i} has times {segment.start}, {segment.end}"
+        if math.isnan(segment.avg_logprob) or math.isnan(segment.no_speech_prob):
+            return f"segment {i} has a NaN avg_logprob or no_speech_prob"
+        try:
+            json.dumps(segment.words)
+        except (TypeError, ValueError) as exc:
+            return f"segment {i} has words that cannot be stored: {exc}"
     return ""
 
 
@@ -188,6 +215,8 @@ class JobBook:
             return _error(ErrorCode.INVALID_ARGUMENT, f"sample_rate must be 16000, got {req.sample_rate}")
         if len(req.pcm) % BYTES_PER_SAMPLE:
             return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
+        if not all(math.isfinite(v) for v in (*req.marks.values(), req.mel_max or 0.0)):
+            return _error(ErrorCode.INVALID_ARGUMENT, "mel_max and marks must be finite numbers")
         samples = len(req.pcm) // BYTES_PER_SAMPLE
         if samples < self.min_samples:
             return _error(
@@ -287,7 +316,8 @@ class JobBook:
     def list_jobs(self, states: list[str], limit: int) -> Reply:
         if limit < 1:
             return _error(ErrorCode.INVALID_ARGUMENT, f"limit must be at least 1, got {limit}")
-        views = [self.view(r) for r in self.store.jobs(limit=max(limit, 1) * 20 if states else limit)]
+        scan = min(limit * 20 if states else limit, SQLITE_MAX_INT)
+        views = [self.view(r) for r in self.store.jobs(limit=scan)]
         if states:
             views = [v for v in views if v["state"] in states]
         return _ok(jobs=views[:limit])
@@ -335,7 +365,7 @@ class JobBook:
             return _error(ErrorCode.NOT_FOUND, f"no job {req.job_id!r}")
         added = req.data.get("marks")
         if isinstance(added, dict):
-            row.marks.update({k: float(v) for k, v in added.items() if isinstance(v, int | float)})
+            row.marks.update({k: float(v) for k, v in added.items() if isinstance(k, str) and _number(v)})
         latency = derive(row.marks)
         self.store.update_job(row.id, marks=row.marks)
         self.store.set_history_latency(row.id, latency)
@@ -510,6 +540,11 @@ class JobBook:
             )
             job.last_error = "the transcriber's result does not fit the window it was given"
             return  # not in flight any more: the same window is dispatched again
+        problem = result_problem(msg)
+        if problem:
+            self.log.warning("result_rejected", job=msg.job_id, chunk=msg.index, problem=problem)
+            job.last_error = f"the transcriber's result cannot be stored: {problem}"
+            return
         if not self.store.commit_chunk(msg, start, end):
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
         if model and self.models.get(msg.job_id) != model:
@@ -549,14 +584,14 @@ class JobBook:
                 if row is not None:
                     Path(row.cache_path).unlink(missing_ok=True)
             return
-        if msg.mel_max is not None and not job.mel_max_known:
-            self.store.update_job(msg.job_id, mel_max=msg.mel_max)
-            job.mel_max_known = True
         problem = plan_problem(msg, len(job.spans), job.spans)
         if problem:
             self.log.error("plan_invalid", job=msg.job_id, problem=problem)
             self.decode_failed(msg.job_id, f"ingest sent an invalid plan: {problem}")
             return
+        if msg.mel_max is not None and not job.mel_max_known:
+            self.store.update_job(msg.job_id, mel_max=msg.mel_max)
+            job.mel_max_known = True
         if msg.spans or msg.first_index < len(job.spans):
             self.store.set_spans(msg.job_id, msg.first_index, msg.spans)
             job.set_spans(msg.first_index, msg.spans)

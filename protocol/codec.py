@@ -23,6 +23,10 @@ from protocol.work import WORK_MESSAGES
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # a 30 s chunk is ~1 MB; a 5 min utterance ~10 MB
+MAX_NESTING = 32
+"""Arrays and maps nested deeper than this (the envelope map is level 1) are refused: SVP's
+own messages nest 7 deep, and what a receiver accepts it may encode again (an event, a reply,
+JSON in the store), recursively: about 900 levels would exhaust Python's stack."""
 
 _ALL: tuple[type[Record], ...] = (*REQUESTS, Reply, *WORK_MESSAGES, Event, Ptt, Watch)
 TYPES: dict[str, type[Record]] = {cls.TYPE: cls for cls in _ALL}
@@ -73,6 +77,8 @@ def decode_envelope(frame: bytes) -> tuple[Envelope, Any]:
         raise ProtocolError(ErrorCode.BAD_FRAME, f"not a msgpack frame ({type(exc).__name__})") from exc
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_FRAME, "frame is not a msgpack map")
+    if _nesting_exceeds(data, MAX_NESTING):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"arrays and maps nested more than {MAX_NESTING} deep")
     version = data.get("v")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ProtocolError(ErrorCode.BAD_FRAME, "envelope field v (protocol version) missing")
@@ -94,6 +100,18 @@ def decode_envelope(frame: bytes) -> tuple[Envelope, Any]:
         raise ProtocolError(ErrorCode.BAD_FRAME, "envelope field time is not a number")
     envelope = Envelope(time=float(stamp), version=version, **header)
     return envelope, data.get("body", {})
+
+
+def _nesting_exceeds(data: Any, limit: int) -> bool:
+    """True if arrays and maps in `data` nest more than `limit` deep (iteratively: no recursion)."""
+    todo = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        todo.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def decode(frame: bytes) -> tuple[Envelope, Record]:
