@@ -6,10 +6,17 @@ pre-roll. A finished utterance is checked with VAD: one without speech is droppe
 event; one with speech is submitted (SUBMIT-AUDIO, priority high, source ptt) with its
 latency marks. A submit that fails (scheduler down) is kept and retried, never lost. A
 failed or silent device is reported, closed and reopened with back-off (SPEC.md 16.4).
+
+When a recording starts the actor takes a drain hold (HOLD on its member socket), so the
+scheduler starts no file window until the utterance is done; it releases the hold itself
+when the recording ends without a job (SPEC.md 19.1). A long recording is streamed: every
+piece cut in a pause is submitted while the user still speaks, and the release sends only
+the tail (SPEC.md 19.2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -27,16 +34,21 @@ from actors.endpoint import Endpoint
 from actors.link import SchedulerLink
 from actors.microphone import SAMPLE_RATE, Microphone, MicrophoneError
 from actors.recorder import Recorder, Utterance
-from actors.speech import speech_seconds
+from actors.speech import cut_point, speech_seconds
 from protocol import ErrorCode
-from protocol.control import JobOptions, ListJobs, Reply, Report, SubmitAudio
+from protocol.control import AppendAudio, Cancel, JobOptions, ListJobs, Reply, Report, SubmitAudio
 from protocol.ptt import PTT_ACTIONS, Ptt
+from protocol.records import Record
+from protocol.work import Hold
 
 POLL_MS = 20  # how often captured blocks are moved from PortAudio's queue to the recorder
 REOPEN_MIN_S = 0.25
 SUBMIT_TIMEOUT_S = 3.0
 SUBMIT_RETRY_S = 1.0
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
+CUT_CHECK_S = 0.5  # how often a recording is looked at for a pause to cut a piece in
+
+Request = SubmitAudio | AppendAudio
 
 
 class AudioActor:
@@ -64,7 +76,21 @@ class AudioActor:
         self.device_problem = ""
         self.awaiting_frames = False
         """Opened, but no audio yet: health and `recovered` wait for the first frames."""
-        self.unsent: deque[SubmitAudio] = deque()
+        self.drain = bool(cfg.get("audio.drain"))
+        self.hold_max_s = float(cfg.get("audio.hold_max_s"))
+        self.holding: set[str] = set()
+        """Holds taken and not yet handed to a job or released: said again after a reconnect."""
+        self.link.after_ready = lambda: [Hold(hold_id=h, max_s=self.hold_max_s) for h in self.holding]
+        self.stream = bool(cfg.get("audio.stream"))
+        self.stream_min = int(float(cfg.get("audio.stream_min_s")) * SAMPLE_RATE)
+        self.stream_max = min(int(float(cfg.get("audio.stream_max_s")) * SAMPLE_RATE), WINDOW_SAMPLES)
+        self.sent = 0
+        """Samples of the current recording already cut into pieces."""
+        self.cut_check_at = 0.0
+        self.stream_jobs: dict[str, str] = {}
+        """Utterance id -> its open job, once the first piece was accepted."""
+        self.unsent: deque[tuple[str, Request]] = deque()
+        """(utterance id, request) in order; an APPEND-AUDIO gets its job id when sent."""
         self.uncertain = False
         """The last submit timed out: the scheduler may have accepted it."""
         self.retry_submit_at = 0.0
@@ -113,6 +139,7 @@ class AudioActor:
                 utterance = self.recorder.feed(block, captured)
                 if utterance is not None:
                     self.finish(utterance)
+            self.cut_piece()
             if self.awaiting_frames and self.mic.frames_since_open:
                 self.device_up()
             problem = self.mic.problem()
@@ -147,6 +174,8 @@ class AudioActor:
             if rec.state == "tail":  # pressed again during the post-roll: close that one now
                 self.finish(rec.finish_now())
             rec.start(at, req.origin)
+            self.sent = 0
+            self.hold(rec.id, True)
             outcome = "started"
             self.report("recording", state="started", utterance=rec.id, origin=req.origin)
         elif action == "stop" and rec.state == "recording":
@@ -162,6 +191,8 @@ class AudioActor:
         elif action == "cancel" and rec.state == "recording":  # a finished (stopping) one is kept
             utterance, duration = rec.id, rec.duration_s
             rec.cancel()
+            self.abandon_stream(utterance)
+            self.hold(utterance, False)
             outcome = "cancelled"
             reason = req.reason or "cancelled"
             self.report("dropped", utterance=utterance, reason=reason, duration_s=duration, speech_s=0.0)
@@ -191,9 +222,13 @@ class AudioActor:
                 origin=utterance.origin,
                 duration_s=len(utterance.pcm) / SAMPLE_RATE,
             )
+        if self.streaming(utterance.id):
+            self.finish_stream(utterance)
+            return
         duration = len(utterance.pcm) / SAMPLE_RATE
         speech = speech_seconds(utterance.pcm, self.vad_threshold) if len(utterance.pcm) else 0.0
         if speech < self.min_speech_s:
+            self.hold(utterance.id, False)
             self.log.info("dropped", utterance=utterance.id, duration_s=duration, speech_s=speech)
             self.report(
                 "dropped",
@@ -211,18 +246,100 @@ class AudioActor:
         if self.keep_dir:
             self.keep(utterance)
         marks = {"key_down": utterance.key_down, "key_up": utterance.key_up, "submitted": time.time()}
-        self.unsent.append(
-            SubmitAudio(
-                pcm=utterance.pcm.astype("<i2").tobytes(),
-                priority="high",
-                options=JobOptions(language=self.language),
-                label=f"utterance {utterance.id}",
-                source="ptt",
-                marks=marks,
-                mel_max=mel_max,
-            )
+        self.queue(utterance.id, self.submit_request(utterance.id, utterance.pcm, marks, mel_max, False))
+
+    def submit_request(
+        self, utterance_id: str, pcm: np.ndarray, marks: dict[str, float], mel_max: float | None, more: bool
+    ) -> SubmitAudio:
+        self.holding.discard(utterance_id)  # from now on the hold ends with the job
+        return SubmitAudio(
+            pcm=pcm.astype("<i2").tobytes(),
+            priority="high",
+            options=JobOptions(language=self.language),
+            label=f"utterance {utterance_id}",
+            source="ptt",
+            marks=marks,
+            mel_max=mel_max,
+            open=more,
+            hold=utterance_id if self.drain else "",
+            member=self.link.name,
         )
+
+    def queue(self, utterance_id: str, request: Request) -> None:
+        self.unsent.append((utterance_id, request))
         self.submit_pending()
+
+    # --- drain and streaming (SPEC.md 19) ----------------------------------------------------
+
+    def hold(self, utterance_id: str, active: bool) -> None:
+        """Take or release the drain hold for a recording (a no-op with audio.drain off)."""
+        if not self.drain:
+            return
+        if active:
+            self.holding.add(utterance_id)
+        else:  # the recording ends without a job (or its job is being cancelled)
+            self.holding.discard(utterance_id)
+        self.link.send(Hold(hold_id=utterance_id, active=active, max_s=self.hold_max_s))
+
+    def streaming(self, utterance_id: str) -> bool:
+        """Pieces of this utterance were cut (sent or waiting to be)."""
+        return utterance_id in self.stream_jobs or any(u == utterance_id for u, _ in self.unsent)
+
+    def cut_piece(self) -> None:
+        """While recording, send the unsent audio up to a pause as the next piece."""
+        rec = self.recorder
+        if not self.stream or rec.state != "recording" or time.monotonic() < self.cut_check_at:
+            return
+        self.cut_check_at = time.monotonic() + CUT_CHECK_S
+        unsent = rec.recorded(self.sent)
+        cut = cut_point(unsent, self.stream_min, self.stream_max, self.vad_threshold)
+        if cut is None:
+            return
+        from actors.melref import mel_reference
+
+        mel_max = mel_reference(rec.recorded()[: self.sent + cut])
+        piece = unsent[:cut]
+        if self.sent == 0:
+            marks = {"key_down": rec.key_down, "first_piece": time.time()}
+            request: Request = self.submit_request(rec.id, piece, marks, mel_max, True)
+        else:
+            pcm = piece.astype("<i2").tobytes()
+            request = AppendAudio(job_id="", pcm=pcm, offset=self.sent, mel_max=mel_max)
+        self.log.info("piece", utterance=rec.id, offset=self.sent, samples=cut)
+        self.sent += cut
+        self.queue(rec.id, request)
+
+    def finish_stream(self, utterance: Utterance) -> None:
+        """The release of a streamed recording: send the tail as the final piece."""
+        from actors.melref import mel_reference
+
+        marks = {"key_up": utterance.key_up, "submitted": time.time()}
+        tail = utterance.pcm[self.sent :]
+        self.queue(
+            utterance.id,
+            AppendAudio(
+                job_id="",
+                pcm=tail.astype("<i2").tobytes(),
+                offset=self.sent,
+                final=True,
+                marks=marks,
+                mel_max=mel_reference(utterance.pcm),
+            ),
+        )
+        if self.keep_dir:
+            self.keep(utterance)
+
+    def abandon_stream(self, utterance_id: str) -> None:
+        """A cancelled recording: unsent pieces go, an open job is cancelled."""
+        kept = [(u, r) for u, r in self.unsent if u != utterance_id]
+        self.unsent.clear()
+        self.unsent.extend(kept)
+        job_id = self.stream_jobs.pop(utterance_id, None)
+        if job_id is not None:
+            try:
+                self.client.call(Cancel(job_id=job_id))
+            except ClientError as exc:  # it is closed later (SPEC.md 19.2) and its text kept in history
+                self.log.warning("stream_cancel_failed", job=job_id, reason=str(exc))
 
     def keep(self, utterance: Utterance) -> None:
         """Write the utterance as `utterance-<id>.wav` in audio.keep_dir (troubleshooting)."""
@@ -244,18 +361,28 @@ class AudioActor:
         whose reply timed out may have been accepted: its label is looked up before it is
         sent again, so an utterance never becomes two jobs."""
         while self.unsent:
-            request = self.unsent[0]
-            try:
-                if self.uncertain and self.already_submitted(request.label):
-                    self.log.info("submit_was_accepted", label=request.label)
+            utterance_id, request = self.unsent[0]
+            if isinstance(request, AppendAudio):
+                job_id = self.stream_jobs.get(utterance_id)
+                if job_id is None:  # its first piece was refused: nothing to append to
                     self.unsent.popleft()
-                    self.uncertain = False
                     continue
+                request = dataclasses.replace(request, job_id=job_id)
+            try:
+                if isinstance(request, SubmitAudio) and self.uncertain:
+                    found = self.already_submitted(request.label)
+                    if found:
+                        self.log.info("submit_was_accepted", label=request.label)
+                        self.accepted(utterance_id, request, found)
+                        self.uncertain = False
+                        continue
                 job = self.client.call(request)["job"]
             except CallFailed as exc:  # refused, not lost: retrying would fail the same way
                 self.unsent.popleft()
-                self.log.error("submit_refused", label=request.label, reason=str(exc))
-                self.report("dropped", utterance=request.label, reason="rejected", detail=exc.reason)
+                self.hold(utterance_id, False)
+                label = f"utterance {utterance_id}"
+                self.log.error("submit_refused", label=label, reason=str(exc))
+                self.report("dropped", utterance=label, reason="rejected", detail=exc.reason)
                 continue
             except ClientError as exc:
                 self.uncertain = self.uncertain or isinstance(exc, CallTimeout)
@@ -263,18 +390,26 @@ class AudioActor:
                 self.retry_submit_at = time.monotonic() + SUBMIT_RETRY_S
                 return
             self.uncertain = False
-            self.unsent.popleft()
+            self.accepted(utterance_id, request, job["id"])
             self.log.info(
                 "submitted",
                 job=job["id"],
-                label=request.label,
+                label=f"utterance {utterance_id}",
+                piece=type(request).TYPE,
                 audio_s=len(request.pcm) / 2 / SAMPLE_RATE,
                 overflows=self.mic.flags,  # PortAudio blocks flagged since start (lost input)
             )
 
-    def already_submitted(self, label: str) -> bool:
+    def accepted(self, utterance_id: str, request: Record, job_id: str) -> None:
+        self.unsent.popleft()
+        if isinstance(request, SubmitAudio) and request.open:
+            self.stream_jobs[utterance_id] = job_id
+        elif isinstance(request, AppendAudio) and request.final:
+            self.stream_jobs.pop(utterance_id, None)
+
+    def already_submitted(self, label: str) -> str | None:
         jobs = self.client.call(ListJobs(limit=100))["jobs"]
-        return any(j["label"] == label and j["source"] == "ptt" for j in jobs)
+        return next((j["id"] for j in jobs if j["label"] == label and j["source"] == "ptt"), None)
 
     def report(self, kind: str, **data: Any) -> None:
         """Ask the scheduler to publish an event; best effort, never waits."""

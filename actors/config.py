@@ -32,6 +32,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_decode_attempts": 2,
         "on_stop": "finish",  # SIGTERM: finish (wait for the windows in flight) or abandon them
         "stop_timeout_s": 30.0,  # finish waits at most this long, then abandons
+        "open_audio_timeout_s": 60.0,  # a streamed utterance with no new piece this long is closed
     },
     "transcriber": {
         "model": "",  # name or path; empty: the embedded tiny.en
@@ -68,6 +69,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "retry_max_s": 5.0,  # reopen back-off cap after a device loss
         "language": "",  # push-to-talk jobs' language; empty: defaults.language
         "keep_dir": "",  # troubleshooting: also write every utterance here as a WAV file
+        "drain": True,  # from key-down, start no file window until the utterance is done
+        "hold_max_s": 60.0,  # ...but for at most this long
+        "stream": True,  # transcribe a long dictation piece by piece while it is recorded
+        "stream_min_s": 10.0,  # cut a piece at the first pause after this much unsent audio
+        "stream_max_s": 30.0,  # ...or, with no pause, at the longest one before this
     },
     "hotkey": {  # global push-to-talk key (actors/hotkey.py)
         "key": "ctrl+space",  # modifiers and one key, joined by +

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.audiofile import fsync_dir
+from actors.audiojobs import AudioJobs
 from actors.config import Config
 from actors.history import History
 from actors.latency import derive
@@ -117,6 +118,8 @@ class JobBook:
         self.history = History(cfg, store, log)
         self.models: dict[str, str] = {}
         """Per unfinished job: model of the transcriber that committed its latest window."""
+        self.audio = AudioJobs(self)
+        """Drain holds and streamed pieces of push-to-talk jobs (SPEC.md 19)."""
 
     def emit(self, event: str, job_id: str, /, **data: Any) -> None:
         self.publish(Event(kind=event, job_id=job_id, data=data))
@@ -126,7 +129,7 @@ class JobBook:
     def recover(self) -> None:
         """Load every unfinished job; each continues from its first uncommitted chunk."""
         for row in self.store.active_jobs():
-            state = "ready" if row.plan_final else "queued"
+            state = "ready" if row.plan_final or row.kind == "audio" else "queued"
             if row.state != state:
                 self.store.update_job(row.id, state=state)
             self.queue.add(
@@ -142,8 +145,11 @@ class JobBook:
                     plan_final=row.plan_final,
                     context=self.store.last_context(row.id),
                     mel_max_known=row.mel_max is not None,
+                    spans_closed=row.kind == "audio",
                 )
             )
+            if row.kind == "audio" and not row.plan_final:  # a streamed utterance, still open
+                self.audio.opened(row.id, member="")
             self.log.info(
                 "job_recovered",
                 job=row.id,
@@ -236,8 +242,9 @@ class JobBook:
         os.replace(tmp, row.cache_path)
         fsync_dir(self.cfg.cache_dir)
         row.decoded, row.samples = True, samples
-        row.state, row.plan_final = "ready", True  # one span: no planning round trip
+        row.state, row.plan_final = "ready", not req.open  # one span per piece: no planning
         row.marks = {**req.marks, "received": time.time()}
+        self.audio.mark_busy(row.id, row.marks)
         row.mel_max = req.mel_max
         self.store.insert_job(row, [[0, samples]])
         job = QueuedJob(
@@ -245,11 +252,15 @@ class JobBook:
             seq=row.seq,
             priority=row.priority,
             state="ready",
-            plan_final=True,
+            plan_final=not req.open,
             spans=[[0, samples]],
             mel_max_known=req.mel_max is not None,
+            spans_closed=True,
         )
         self.queue.add(job)
+        self.audio.attach(req.hold, row.id)
+        if req.open:
+            self.audio.opened(row.id, req.member)
         self.emit(
             "queued",
             row.id,
@@ -337,8 +348,9 @@ class JobBook:
 
     def ptt_latency(self) -> dict[str, Any]:
         """p50/p95 of release-to-text and release-to-result over recent push-to-talk jobs."""
-        derived = [derive(m) for m in self.store.ptt_marks(1000)]
-        out = {}
+        marks = self.store.ptt_marks(1000)
+        derived = [derive(m) for m in marks]
+        out: dict[str, Any] = {}
         for name in ("release_to_text", "release_to_result"):
             values = [d[name] for d in derived if name in d]
             out[name] = {
@@ -346,6 +358,12 @@ class JobBook:
                 "p95": percentile(values, 95),
                 "count": len(values),
             }
+        busy = [m["busy_at_key_up"] for m in marks if "busy_at_key_up" in m]
+        out["busy_at_key_up"] = {
+            "count": len(busy),
+            "busy": int(sum(busy)),
+            "fraction": round(sum(busy) / len(busy), 3) if busy else None,
+        }
         return out
 
     # --- members' reports and history -------------------------------------------------------
@@ -561,6 +579,9 @@ class JobBook:
             duration_s=(self._duration(msg.job_id) if job.plan_final else None),
             compute_s=round(msg.compute_s, 3),
         )
+        row = self._row(msg.job_id)
+        if row is not None and row.kind == "audio":
+            self.audio.partial(row, msg.index + 1)
         if job.finished:
             self._finish(msg.job_id, "completed")
 
@@ -653,6 +674,7 @@ class JobBook:
         self.store.update_job(job_id, **fields)
         job = self.queue.remove(job_id)
         self.models.pop(job_id, None)
+        self.audio.job_ended(job_id)
         if not (job and job.state == "decoding" and not job.plan_final):
             Path(row.cache_path).unlink(missing_ok=True)  # else when ingest reports back
         data: dict[str, Any] = {

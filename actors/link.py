@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -43,6 +44,8 @@ class SchedulerLink:
         self.reconnect_at: float | None = None
         self.heartbeat_at = 0.0
         self.started = False
+        self.after_ready: Callable[[], list[Record]] | None = None
+        """What to say again after every READY (the audio actor's holds, SPEC.md 19.1)."""
 
     def start(self) -> None:
         self.started = True
@@ -65,10 +68,19 @@ class SchedulerLink:
                 rss=rss_bytes(),
             )
         )
+        for record in self.after_ready() if self.after_ready else []:
+            self._send(record)
 
     def _send(self, record: Record) -> None:
         if self.socket is not None:
             self.socket.send_multipart([b"", encode(record, self.name)])
+
+    def send(self, record: Record) -> bool:
+        """Send on the member socket once registered; False if there is none right now."""
+        if not self.started or self.socket is None:
+            return False
+        self._send(record)
+        return True
 
     def close(self) -> None:
         if self.socket is not None:

@@ -37,6 +37,9 @@ class QueuedJob:
     context: str = ""  # continuation context for the next window
     last_error: str = ""
     max_window: int = MAX_WINDOW_SAMPLES
+    spans_closed: bool = False
+    """Every stored span is complete (streamed audio pieces, SPEC.md 19.2); else the last one
+    may still grow until the plan is final."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -54,7 +57,7 @@ class QueuedJob:
             if end <= self.position:
                 continue
             pos = max(self.position, start)
-            closed = k < last or self.plan_final
+            closed = k < last or self.plan_final or self.spans_closed
             if end - pos < MIN_WINDOW_SAMPLES:
                 if closed:
                     continue
@@ -103,9 +106,10 @@ class JobQueue:
     def remove(self, job_id: str) -> QueuedJob | None:
         return self.jobs.pop(job_id, None)
 
-    def next_chunk(self) -> QueuedJob | None:
-        """The runnable job that should get the transcriber next."""
-        candidates = [j for j in self.jobs.values() if j.runnable]
+    def next_chunk(self, max_rank: int = PRIORITY_RANK["low"]) -> QueuedJob | None:
+        """The runnable job that should get the transcriber next, among priorities up to
+        `max_rank` (a drain hold admits only high: SPEC.md 19.1)."""
+        candidates = [j for j in self.jobs.values() if j.runnable and j.priority <= max_rank]
         return min(candidates, key=lambda j: j.key, default=None)
 
     def next_decode(self) -> QueuedJob | None:

@@ -88,6 +88,13 @@ class Recorder:
         self.end_sample = max(1, round((at + self.postroll_s - self.t0) * SAMPLE_RATE))
         return self._close(self.end_sample, capped=False) if self.length >= self.end_sample else None
 
+    def recorded(self, start: int = 0) -> np.ndarray:
+        """The current recording from sample `start` on (pre-roll included), for streaming
+        pieces while it goes on (SPEC.md 19.2); the parts are joined once, here."""
+        if len(self.parts) > 1:
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0][start:] if self.parts else np.zeros(0, np.int16)
+
     def cancel(self) -> None:
         self.parts, self.length, self.state = [], 0, "idle"
 

@@ -26,11 +26,13 @@ import zmq
 from actors import __version__, entry
 from actors.config import Config
 from actors.jobs import JobBook
+from actors.policy import PRIORITY_RANK
 from actors.procinfo import rss_bytes
 from actors.store import Store
 from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
 from protocol.codec import Envelope, peek_id
 from protocol.control import (
+    AppendAudio,
     Cancel,
     ClearHistory,
     FetchResult,
@@ -55,6 +57,7 @@ from protocol.work import (
     DecodeError,
     Disconnect,
     Heartbeat,
+    Hold,
     Plan,
     Ready,
 )
@@ -143,6 +146,7 @@ class Scheduler:
         self.control_handlers: dict[type[Record], Callable[[Any], Reply]] = {
             SubmitFile: self.handle_submit_file,
             SubmitAudio: self.handle_submit_audio,
+            AppendAudio: self.book.audio.append,
             JobStatus: self.handle_job_status,
             ListJobs: self.handle_list_jobs,
             Cancel: self.handle_cancel,
@@ -160,6 +164,7 @@ class Scheduler:
             Ready: self.handle_ready,
             Heartbeat: self.handle_heartbeat,
             Disconnect: self.handle_disconnect,
+            Hold: self.handle_hold,
             ChunkResult: self.handle_chunk_result,
             ChunkError: self.handle_chunk_error,
             Plan: self.handle_plan,
@@ -441,7 +446,21 @@ class Scheduler:
         worker = self.workers.pop(identity)
         if identity in self.idle.get(worker.role, ()):
             self.idle[worker.role].remove(identity)
+        if worker.task is not None and worker.task.kind == "chunk":
+            self.book.audio.busy.ended(identity)
         self.send_worker(identity, Disconnect(reason="goodbye"))
+        self._gone(identity, worker)
+
+    def _gone(self, identity: bytes, worker: WorkerInfo) -> None:
+        """No hold and no open utterance survives its sender (SPEC.md 19)."""
+        again = any(w.name == worker.name for w in self.workers.values())
+        self.book.audio.member_gone(identity, worker.name, name_still_registered=again)
+
+    def handle_hold(self, identity: bytes, _env: Envelope, msg: Hold) -> None:
+        if msg.active:
+            self.book.audio.take_hold(msg.hold_id, identity, msg.max_s)
+        else:
+            self.book.audio.release_hold(msg.hold_id)
 
     def handle_heartbeat(self, identity: bytes, _env: Envelope, msg: Heartbeat) -> None:
         """last_seen is refreshed for every message; here: a worker idle while we think it
@@ -469,6 +488,8 @@ class Scheduler:
 
     def _release(self, identity: bytes) -> None:
         worker = self.workers[identity]
+        if worker.task is not None and worker.task.kind == "chunk":
+            self.book.audio.busy.ended(identity)
         worker.task = None
         if worker.leaving:
             self.forget(identity)
@@ -507,6 +528,7 @@ class Scheduler:
     # --- periodic duties and dispatch -------------------------------------------------
 
     def beat_and_expire(self) -> None:
+        self.book.audio.tick()
         deadline = time.monotonic() - self.interval_s * self.liveness
         for identity, worker in list(self.workers.items()):
             if worker.last_seen < deadline:
@@ -526,7 +548,10 @@ class Scheduler:
             task=worker.task.kind if worker.task else None,
         )
         self.presence("lost", worker, why=why)
+        self._gone(identity, worker)
         if worker.task is not None:
+            if worker.task.kind == "chunk":
+                self.book.audio.busy.ended(identity)
             self.book.task_lost(worker.task.kind, worker.task.job_id, worker.task.index)
 
     def _next_idle(self, role: str) -> bytes | None:
@@ -565,8 +590,9 @@ class Scheduler:
                 continue
             msg_id = self.send_worker(identity, request)
             self.workers[identity].task = Task("decode", job.id, -1, msg_id, time.monotonic())
+        max_rank = PRIORITY_RANK["high"] if self.book.audio.holds.active else PRIORITY_RANK["low"]
         while self.idle["transcriber"]:
-            job = self.book.queue.next_chunk()
+            job = self.book.queue.next_chunk(max_rank)
             if job is None:
                 break
             identity = self._next_idle("transcriber")
@@ -579,6 +605,7 @@ class Scheduler:
             msg_id = self.send_worker(identity, chunk)
             worker = self.workers[identity]
             worker.task = Task("chunk", job.id, chunk.index, msg_id, time.monotonic())
+            self.book.audio.busy.started(identity, job.id)
             self.book.emit(
                 "dispatched",
                 job.id,

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 SAMPLE_RATE = 16000
+
+
+MIN_PAUSE_MS = 300
+"""A silence at least this long is a pause a long dictation may be cut in (SPEC.md 19.2)."""
+
+
+def speech_regions(pcm: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """[start, end) samples of speech VAD finds in int16 mono 16 kHz `pcm` (no padding), with
+    silences of at least MIN_PAUSE_MS between them."""
+    audio = pcm.astype(np.float32) / 32768.0
+    options = VadOptions(threshold=threshold, speech_pad_ms=0, min_silence_duration_ms=MIN_PAUSE_MS)
+    return [(r["start"], r["end"]) for r in get_speech_timestamps(audio, options)]
 
 
 def speech_seconds(pcm: np.ndarray, threshold: float = 0.5) -> float:
@@ -13,3 +27,28 @@ def speech_seconds(pcm: np.ndarray, threshold: float = 0.5) -> float:
     audio = pcm.astype(np.float32) / 32768.0
     regions = get_speech_timestamps(audio, VadOptions(threshold=threshold, speech_pad_ms=0))
     return sum(r["end"] - r["start"] for r in regions) / SAMPLE_RATE
+
+
+def cut_point(pcm: np.ndarray, min_samples: int, max_samples: int, threshold: float = 0.5) -> int | None:
+    """Where to cut the next piece off the front of `pcm` (the unsent part of a recording),
+    or None to wait for more (SPEC.md 19.2): the middle of the first pause that ends after
+    `min_samples`; once `pcm` reaches `max_samples`, the middle of the longest pause before
+    it, or `max_samples` itself."""
+    if len(pcm) < min_samples:
+        return None
+    head = pcm[:max_samples]
+    regions = speech_regions(head, threshold)
+    pauses = [(end, start) for (_, end), (start, _) in itertools.pairwise(regions)]
+    if regions:  # silence after the last speech counts once it is a pause long enough
+        tail_start = regions[-1][1]
+        if len(head) - tail_start >= MIN_PAUSE_MS * SAMPLE_RATE // 1000:
+            pauses.append((tail_start, len(head)))
+    for start, end in pauses:
+        if end > min_samples:
+            return (start + end) // 2
+    if len(pcm) < max_samples:
+        return None
+    if pauses:
+        start, end = max(pauses, key=lambda p: p[1] - p[0])
+        return (start + end) // 2
+    return max_samples

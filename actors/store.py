@@ -319,6 +319,14 @@ class Store:
         ).fetchall()
         return [[int(r["start"]), int(r["end"])] for r in rows]
 
+    def append_piece(self, job_id: str, index: int, span: list[int], **fields: Any) -> None:
+        """A streamed audio piece: its span and the job's new fields, in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO spans(job_id, idx, start, end) VALUES (?, ?, ?, ?)", (job_id, index, *span)
+            )
+            self._update(db, job_id, fields)
+
     def finish_plan(self, job_id: str, samples: int, decode_s: float) -> None:
         self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s, state="ready")
 

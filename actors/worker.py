@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import socket
 import threading
@@ -190,7 +191,7 @@ class Worker:
                 if liveness <= 0:
                     self.log.warning("scheduler_silent", reconnect_in_s=reconnect_s)
                     poller.unregister(self.dealer)
-                    time.sleep(reconnect_s)  # back-off; nothing else to do without a scheduler
+                    select.select([wakeup], [], [], reconnect_s)  # back-off; a signal ends it
                     reconnect_s = min(reconnect_s * 2, RECONNECT_MAX_S)
                     liveness = self.liveness_max
                     self._connect()

@@ -68,6 +68,31 @@ class SubmitAudio(Record):
     """Latency marks so far (SPEC.md 16.5), epoch seconds."""
     mel_max: float | None = None
     """The recording's log-mel reference level; None: each window's own."""
+    open: bool = False
+    """More audio follows with APPEND-AUDIO (SPEC.md 19.2)."""
+    hold: str = ""
+    """The drain hold this utterance fulfils: it lasts until the job ends (SPEC.md 19.1)."""
+    member: str = ""
+    """The sender's member name on `work`: an open job is closed if that member goes away."""
+
+
+@dataclass(frozen=True)
+class AppendAudio(Record):
+    """The next piece of an open audio job (SPEC.md 19.2)."""
+
+    TYPE = "append_audio"
+    job_id: str
+    pcm: bytes
+    """Little-endian int16 mono 16 kHz samples that follow the job's audio."""
+    offset: int
+    """Sample where this piece starts: the job's audio length when it was cut. A piece already
+    applied (sent again after a timeout) is acknowledged without change."""
+    final: bool = False
+    """The last piece."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Latency marks to add."""
+    mel_max: float | None = None
+    """The log-mel reference level of all audio so far."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +225,7 @@ class Reply(Record):
 REQUESTS: tuple[type[Record], ...] = (
     SubmitFile,
     SubmitAudio,
+    AppendAudio,
     JobStatus,
     ListJobs,
     Cancel,

@@ -20,14 +20,15 @@ EVENT_KINDS = (
     "failed",
     "cancelled",
     "delivered",
+    "partial",
 )
-PTT_KINDS = ("recording", "dropped", "device")
+PTT_KINDS = ("recording", "dropped", "device", "hold")
 """Audio events (SPEC.md 16.6): topic `ptt.<kind>`, no job."""
 WATCH_KINDS = ("file_seen", "file_submitted", "file_exported", "file_failed")
 """Watcher events (SPEC.md 17): topic `watch.<kind>`."""
 WORKER_KINDS = ("joined", "left", "lost", "killed")
 """Worker and member presence (SPEC.md 18.5): topic `worker.<kind>`, job_id ""."""
-REPORTED_KINDS = (*PTT_KINDS, "delivered", *WATCH_KINDS, "killed")
+REPORTED_KINDS = ("recording", "dropped", "device", "delivered", *WATCH_KINDS, "killed")
 """Kinds a member may ask the scheduler to publish (REPORT)."""
 
 

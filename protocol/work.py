@@ -59,6 +59,20 @@ class Disconnect(Record):
 
 
 @dataclass(frozen=True)
+class Hold(Record):
+    """Audio to scheduler: an utterance is being recorded; start no file window until it is
+    done (SPEC.md 19.1)."""
+
+    TYPE = "hold"
+    hold_id: str
+    """The utterance id."""
+    active: bool = True
+    """true: take the hold; false: release it."""
+    max_s: float = 60.0
+    """The hold ends by itself this long after it arrived."""
+
+
+@dataclass(frozen=True)
 class Chunk(Record):
     """Scheduler to transcriber: transcribe exactly this window, then reply."""
 
@@ -192,6 +206,7 @@ WORK_MESSAGES: tuple[type[Record], ...] = (
     Ready,
     Heartbeat,
     Disconnect,
+    Hold,
     Chunk,
     ChunkResult,
     ChunkError,

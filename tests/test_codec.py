@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode, encode
 from protocol.codec import TYPES
 from protocol.control import (
+    AppendAudio,
     Cancel,
     ClearHistory,
     FetchResult,
@@ -40,6 +41,7 @@ from protocol.work import (
     DecodeError,
     Disconnect,
     Heartbeat,
+    Hold,
     Plan,
     Ready,
     Segment,
@@ -64,6 +66,10 @@ EXAMPLES = [
     ),
     SubmitAudio(pcm=b"\x00\x01" * 100, priority="high", options=JobOptions(word_timestamps=True)),
     SubmitAudio(pcm=b"\x00\x01", source="ptt", marks={"key_up": 1.5, "submitted": 2.0}, mel_max=1.25),
+    SubmitAudio(pcm=b"\x00\x01", open=True, hold="u1", member="audio@h:1"),
+    AppendAudio(job_id="j", pcm=b"\x00\x01", offset=160000, final=True, marks={"key_up": 3.0}),
+    Hold(hold_id="u1"),
+    Hold(hold_id="u1", active=False, max_s=5.0),
     Report(kind="delivered", job_id="abc", data={"mode": "clipboard", "marks": {"delivered": 3.0}}),
     ListHistory(search="hello", limit=0),
     ClearHistory(),

@@ -1,0 +1,164 @@
+"""The scheduler's side of drain and streaming (SPEC.md 19): drain holds, streamed pieces of
+open push-to-talk jobs, and whether the model was busy with other work at a key release.
+
+AudioJobs belongs to the JobBook (actors/jobs.py), which owns the store and the queue and
+calls in: HOLD from the audio actor's member socket, APPEND-AUDIO, a member forgotten, a job
+ended, the periodic tick. Releasing a hold or closing an open job is published as it happens.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actors.drain import BusyLog, Holds, Released
+from protocol.control import AppendAudio, Reply
+from protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from actors.jobs import JobBook
+    from actors.store import JobRow
+
+SAMPLE_RATE = 16000
+BYTES_PER_SAMPLE = 2
+
+
+@dataclass
+class OpenJob:
+    """A streamed utterance whose final piece has not come yet."""
+
+    member: str
+    """The audio actor's member name ("" after a scheduler restart: only the timeout closes it)."""
+    last_piece: float
+    """Monotonic time of the last piece."""
+
+
+def _error(code: ErrorCode, reason: str) -> Reply:
+    return Reply(status="error", code=code, reason=reason)
+
+
+class AudioJobs:
+    def __init__(self, book: JobBook) -> None:
+        self.book = book
+        self.holds = Holds()
+        self.busy = BusyLog()
+        self.open: dict[str, OpenJob] = {}
+        self.open_timeout_s = float(book.cfg.get("scheduler.open_audio_timeout_s"))
+
+    # --- holds ------------------------------------------------------------------------
+
+    def take_hold(self, hold_id: str, sender: bytes, max_s: float) -> None:
+        known = hold_id in self.holds.holds
+        hold = self.holds.take(hold_id, sender, max_s if math.isfinite(max_s) else 0.0)
+        if not known:
+            self.book.log.info("hold_on", hold=hold_id, max_s=max_s)
+            self.book.emit("hold", hold.job_id, hold_id=hold_id, state="on")
+
+    def released(self, ended: list[Released]) -> None:
+        for r in ended:
+            self.book.log.info("hold_off", hold=r.hold.hold_id, why=r.why, held_s=r.held_s)
+            data = {"hold_id": r.hold.hold_id, "state": "off", "why": r.why, "held_s": r.held_s}
+            self.book.emit("hold", r.hold.job_id, **data)
+
+    def release_hold(self, hold_id: str) -> None:
+        self.released(self.holds.release(hold_id))
+
+    def attach(self, hold_id: str, job_id: str) -> None:
+        if hold_id:
+            self.holds.attach(hold_id, job_id)
+
+    def job_ended(self, job_id: str) -> None:
+        self.released(self.holds.job_ended(job_id))
+        self.open.pop(job_id, None)
+
+    def member_gone(self, identity: bytes, name: str, name_still_registered: bool) -> None:
+        """A member registration was forgotten: its holds end; if the process has no other
+        registration (it did not just reconnect), its open jobs are closed as they are."""
+        self.released(self.holds.sender_lost(identity))
+        if name_still_registered:
+            return
+        for job_id in [j for j, o in self.open.items() if o.member == name]:
+            self.close(job_id, f"its sender {name} went away")
+
+    def tick(self) -> None:
+        self.released(self.holds.expire())
+        now = time.monotonic()
+        for job_id in [j for j, o in self.open.items() if now - o.last_piece > self.open_timeout_s]:
+            self.close(job_id, f"no piece for {self.open_timeout_s:.0f} s")
+
+    # --- open jobs --------------------------------------------------------------------
+
+    def opened(self, job_id: str, member: str) -> None:
+        self.open[job_id] = OpenJob(member, time.monotonic())
+
+    def mark_busy(self, job_id: str, marks: dict[str, float]) -> None:
+        """Add `busy_at_key_up` once the key release is known (SPEC.md 19.3)."""
+        if "key_up" in marks and "busy_at_key_up" not in marks:
+            marks["busy_at_key_up"] = 1.0 if self.busy.busy_with_other(marks["key_up"], job_id) else 0.0
+
+    def append(self, req: AppendAudio) -> Reply:
+        book = self.book
+        row = book._row(req.job_id)
+        if row is None:
+            return _error(ErrorCode.NOT_FOUND, f"no job {req.job_id!r}")
+        if len(req.pcm) % BYTES_PER_SAMPLE:
+            return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
+        if not all(math.isfinite(v) for v in (*req.marks.values(), req.mel_max or 0.0)):
+            return _error(ErrorCode.INVALID_ARGUMENT, "mel_max and marks must be finite numbers")
+        samples = len(req.pcm) // BYTES_PER_SAMPLE
+        applied = req.offset >= 0 and req.offset + samples <= row.samples and (samples or row.plan_final)
+        if row.kind == "audio" and applied:
+            return Reply(status="ok", data={"job": book.view(row)})  # sent again: applied already
+        job = book.queue.get(req.job_id)
+        if row.kind != "audio" or job is None or row.plan_final or req.job_id not in self.open:
+            return _error(ErrorCode.INVALID_STATE, f"job {req.job_id} is not an open audio job")
+        if req.offset != row.samples:
+            return _error(
+                ErrorCode.INVALID_ARGUMENT,
+                f"the piece starts at sample {req.offset} but the job has {row.samples} samples",
+            )
+        with open(row.cache_path, "ab") as cache:
+            cache.write(req.pcm)
+            cache.flush()
+            os.fsync(cache.fileno())
+        marks = {**row.marks, **req.marks}
+        self.mark_busy(req.job_id, marks)
+        fields: dict[str, Any] = {"samples": row.samples + samples, "marks": marks}
+        if req.mel_max is not None:
+            fields["mel_max"] = req.mel_max
+        if req.final:
+            fields.update(plan_final=1)
+        if samples:
+            span = [row.samples, row.samples + samples]
+            book.store.append_piece(req.job_id, len(job.spans), span, **fields)
+            job.spans.append(span)
+        else:
+            book.store.update_job(req.job_id, **fields)
+        self.open[req.job_id].last_piece = time.monotonic()
+        if req.final:
+            job.plan_final = True
+            self.open.pop(req.job_id, None)
+        if job.finished:
+            book._finish(req.job_id, "completed")
+        return Reply(status="ok", data={"job": book.view(book._row(req.job_id) or row)})
+
+    def close(self, job_id: str, why: str) -> None:
+        """Close an open job with the audio it has."""
+        self.open.pop(job_id, None)
+        job = self.book.queue.get(job_id)
+        if job is None:
+            return
+        self.book.log.warning("open_audio_closed", job=job_id, why=why)
+        self.book.store.update_job(job_id, plan_final=1)
+        job.plan_final = True
+        if job.finished:
+            self.book._finish(job_id, "completed")
+
+    def partial(self, row: JobRow, chunks: int) -> None:
+        """`job.partial` after a committed window of an audio job: its text so far."""
+        segments = self.book.store.segments(row.id)
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        self.book.emit("partial", row.id, text=text, chunks=chunks)
