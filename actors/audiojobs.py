@@ -36,8 +36,24 @@ class OpenJob:
     """Monotonic time of the last piece."""
 
 
+MEL_MAX_RANGE = (-50.0, 50.0)
+"""A log-mel reference level outside this is no recording's (real ones lie in about [-10, 3]);
+the model would return NaN for every window."""
+
+
 def _error(code: ErrorCode, reason: str) -> Reply:
     return Reply(status="error", code=code, reason=reason)
+
+
+def audio_problem(pcm: bytes, marks: dict[str, float], mel_max: float | None) -> str:
+    """Why SUBMIT-AUDIO or APPEND-AUDIO fields cannot be used, or ""."""
+    if len(pcm) % BYTES_PER_SAMPLE:
+        return "pcm must be whole int16 samples"
+    if not all(math.isfinite(v) for v in marks.values()):
+        return "marks must be finite numbers"
+    if mel_max is not None and not MEL_MAX_RANGE[0] <= mel_max <= MEL_MAX_RANGE[1]:
+        return f"mel_max must be a number between {MEL_MAX_RANGE[0]:g} and {MEL_MAX_RANGE[1]:g}"
+    return ""
 
 
 class AudioJobs:
@@ -104,10 +120,9 @@ class AudioJobs:
         row = book._row(req.job_id)
         if row is None:
             return _error(ErrorCode.NOT_FOUND, f"no job {req.job_id!r}")
-        if len(req.pcm) % BYTES_PER_SAMPLE:
-            return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
-        if not all(math.isfinite(v) for v in (*req.marks.values(), req.mel_max or 0.0)):
-            return _error(ErrorCode.INVALID_ARGUMENT, "mel_max and marks must be finite numbers")
+        problem = audio_problem(req.pcm, req.marks, req.mel_max)
+        if problem:
+            return _error(ErrorCode.INVALID_ARGUMENT, problem)
         samples = len(req.pcm) // BYTES_PER_SAMPLE
         applied = req.offset >= 0 and req.offset + samples <= row.samples and (samples or row.plan_final)
         if row.kind == "audio" and applied:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.audiofile import fsync_dir
-from actors.audiojobs import AudioJobs
+from actors.audiojobs import MEL_MAX_RANGE, AudioJobs, audio_problem
 from actors.config import Config
 from actors.history import History
 from actors.latency import derive
@@ -31,6 +31,8 @@ from protocol.work import Chunk, ChunkResult, Decode, Plan
 
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
+MAX_BEAM_SIZE = 32
+"""Beyond this a window takes seconds per beam and CTranslate2 can exhaust memory."""
 SQLITE_MAX_INT = 2**63 - 1
 """The largest INTEGER SQLite stores; a wire int may be larger (msgpack goes to 2**64 - 1)."""
 OPTION_KEYS = (
@@ -80,8 +82,9 @@ def plan_problem(msg: Plan, stored: int, spans: list[list[int]]) -> str:
         previous = span[1]
     if msg.final and not previous <= msg.samples <= SQLITE_MAX_INT:
         return f"spans end at {previous} but the audio has {msg.samples} samples"
-    if not math.isfinite(msg.decode_s) or not (msg.mel_max is None or math.isfinite(msg.mel_max)):
-        return f"decode_s {msg.decode_s} and mel_max {msg.mel_max} must be finite numbers"
+    low, high = MEL_MAX_RANGE
+    if not math.isfinite(msg.decode_s) or not (msg.mel_max is None or low <= msg.mel_max <= high):
+        return f"decode_s {msg.decode_s} must be finite and mel_max {msg.mel_max} in [{low:g}, {high:g}]"
     return ""
 
 
@@ -180,8 +183,8 @@ class JobBook:
                 resolved[key] = value
         if resolved["task"] not in ("transcribe", "translate"):
             raise ValueError(f"task must be transcribe or translate, not {resolved['task']!r}")
-        if int(resolved["beam_size"]) < 1:
-            raise ValueError("beam_size must be at least 1")
+        if not 1 <= int(resolved["beam_size"]) <= MAX_BEAM_SIZE:
+            raise ValueError(f"beam_size must be from 1 to {MAX_BEAM_SIZE}")
         return resolved
 
     def _new_row(
@@ -219,10 +222,9 @@ class JobBook:
     def submit_audio(self, req: SubmitAudio) -> Reply:
         if req.sample_rate != SAMPLE_RATE:
             return _error(ErrorCode.INVALID_ARGUMENT, f"sample_rate must be 16000, got {req.sample_rate}")
-        if len(req.pcm) % BYTES_PER_SAMPLE:
-            return _error(ErrorCode.INVALID_ARGUMENT, "pcm must be whole int16 samples")
-        if not all(math.isfinite(v) for v in (*req.marks.values(), req.mel_max or 0.0)):
-            return _error(ErrorCode.INVALID_ARGUMENT, "mel_max and marks must be finite numbers")
+        problem = audio_problem(req.pcm, req.marks, req.mel_max)
+        if problem:
+            return _error(ErrorCode.INVALID_ARGUMENT, problem)
         samples = len(req.pcm) // BYTES_PER_SAMPLE
         if samples < self.min_samples:
             return _error(

@@ -280,7 +280,14 @@ class Scheduler:
             reply = Reply(status="error", code=ErrorCode.INTERNAL, reason=f"{type(exc).__name__}: {exc}")
         if reply.status == "error":
             self.counters["errors_replied"] += 1
-        self.control.send_multipart([identity, *route, encode(reply, SENDER, parent=parent)])
+        try:
+            payload = encode(reply, SENDER, parent=parent)
+        except Exception as exc:  # a reply that cannot be encoded must not stop the hub
+            self.log.exception("reply_unencodable", msg_id=parent)
+            reason = f"the reply could not be encoded: {type(exc).__name__}"
+            failure = Reply(status="error", code=ErrorCode.INTERNAL, reason=reason)
+            payload = encode(failure, SENDER, parent=parent)
+        self.control.send_multipart([identity, *route, payload])
 
     def handle_submit_file(self, req: SubmitFile) -> Reply:
         return self.book.submit_file(req)
@@ -388,8 +395,14 @@ class Scheduler:
             return
         try:
             handler(identity, envelope, record)
-        except Exception:
+        except Exception as exc:
             self.log.exception("work_handler_crashed", type=envelope.type, msg_id=envelope.id)
+            job_id = getattr(record, "job_id", "")
+            if job_id in self.book.queue:  # never leave the job waiting for a task nobody holds
+                try:
+                    self.book.fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
+                except Exception:
+                    self.log.exception("fail_failed", job=job_id)
 
     def send_worker(self, identity: bytes, record: Record) -> str:
         msg_id = os.urandom(8).hex()

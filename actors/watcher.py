@@ -139,11 +139,21 @@ class Watcher:
                     code=ErrorCode.INVALID_ARGUMENT,
                     reason=f"path must be absolute, got {req.path!r}",
                 )
-            folder = Path(req.path).resolve()
+            try:
+                folder = Path(req.path).resolve()
+            except (ValueError, OSError) as exc:  # a NUL byte, a loop of links
+                return Reply(status="error", code=ErrorCode.INVALID_ARGUMENT, reason=f"bad path: {exc}")
             current = [i for i in self.inboxes if i.path == folder]
             if req.action == "add" and not current:
                 inbox = Inbox.from_config(self.cfg, str(folder))
-                inbox.create()
+                try:
+                    inbox.create()
+                except OSError as exc:  # a name too long, no permission, a file in the way
+                    return Reply(
+                        status="error",
+                        code=ErrorCode.INVALID_ARGUMENT,
+                        reason=f"cannot watch {folder}: {exc.strerror or exc}",
+                    )
                 self.inboxes.append(inbox)
                 self.watches[folder] = self.observer.schedule(
                     self.handler, str(folder), recursive=self.recursive
