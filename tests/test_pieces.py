@@ -1,0 +1,53 @@
+"""Where a long dictation is cut into pieces (actors/speech.py cut_point, SPEC.md 19.2), on
+espeak-ng speech with known pauses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actors.speech import cut_point
+from tests.harness import espeak_wav, pcm16
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def sentence(media_dir: Path) -> np.ndarray:
+    wav = espeak_wav(
+        "We will meet again next week to talk about the plan.", media_dir / "piece.wav", pad_s=0.0
+    )
+    return np.frombuffer(pcm16(wav), dtype="<i2")
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.int16)
+
+
+def test_nothing_is_cut_before_the_minimum(sentence: np.ndarray) -> None:
+    pcm = np.concatenate([sentence, silence(0.6), sentence])
+    assert cut_point(pcm, min_samples=len(pcm) + 1, max_samples=30 * RATE) is None
+
+
+def test_the_cut_is_in_the_first_pause_after_the_minimum(sentence: np.ndarray) -> None:
+    first = np.concatenate([sentence, silence(0.6), sentence])  # a pause before the minimum
+    pcm = np.concatenate([first, silence(0.8), sentence, silence(0.8), sentence])
+    cut = cut_point(pcm, min_samples=len(first) - RATE, max_samples=30 * RATE)
+    assert cut is not None
+    pause = (len(first), len(first) + int(0.8 * RATE))
+    assert pause[0] - 0.15 * RATE < cut < pause[1] + 0.15 * RATE, (cut, pause)
+    assert np.abs(pcm[cut - 800 : cut + 800]).max() < 500, "the cut falls in silence"
+
+
+def test_without_a_pause_it_waits_then_cuts_at_the_maximum() -> None:
+    """No speech found, so no pause either: wait for the maximum, then cut exactly there."""
+    assert cut_point(silence(5), min_samples=2 * RATE, max_samples=6 * RATE) is None
+    assert cut_point(silence(7), min_samples=2 * RATE, max_samples=6 * RATE) == 6 * RATE
+
+
+def test_a_long_pause_at_the_end_is_a_place_to_cut(sentence: np.ndarray) -> None:
+    pcm = np.concatenate([sentence, sentence, silence(0.5)])
+    cut = cut_point(pcm, min_samples=len(sentence), max_samples=30 * RATE)
+    assert cut is not None and 2 * len(sentence) - 0.2 * RATE <= cut <= len(pcm)
