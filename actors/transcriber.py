@@ -75,6 +75,7 @@ class Transcriber(Worker):
         options = record.options.to_wire()
         conditioning = bool(options.get("condition_on_previous_text"))
         prompt = record.context if (conditioning and record.context) else options.get("initial_prompt")
+        self.log.info("chunk_start", job=record.job_id, chunk=record.index)
         try:
             out = self.backend.transcribe(
                 audio, record.start / record.sample_rate, options, prompt, mel_max=record.mel_max
