@@ -87,13 +87,14 @@ class PushToTalkRig:
         self.display.set_clipboard(marker)
         return marker
 
-    def dictate(self, pcm: np.ndarray, lead_s: float = 0.05, key: str = KEY) -> Dictation:
-        """Hold the key, start speaking `lead_s` after the press, release when the audio ends."""
+    def dictate(self, pcm: np.ndarray, lead_s: float = 0.05, key: str = KEY, wait_s: float = 60) -> Dictation:
+        """Hold the key, start speaking `lead_s` after the press, release when the audio ends
+        (`wait_s`: how long the audio may take to play; raise it for dictations over a minute)."""
         marker = self.mark_clipboard()
         down = self.display.key_down(key)
         poll(lambda: time.time() >= down + lead_s, 5, interval_s=0.002, what="the lead time")
         speech_at = self.mic.play(pcm)
-        self.mic.wait_played()
+        self.mic.wait_played(wait_s)
         up = self.display.key_up(key)
         return Dictation(down, up, speech_at, marker)
 
