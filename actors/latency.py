@@ -14,9 +14,13 @@ SPANS: dict[str, tuple[str, str]] = {
 
 
 def derive(marks: dict[str, float]) -> dict[str, float]:
-    """Every span whose two marks are present, in seconds rounded to the millisecond."""
-    return {
+    """Every span whose two marks are present, in seconds rounded to the millisecond, and
+    `busy_at_key_up` (1.0 or 0.0, SPEC.md 19.3) when the scheduler set it."""
+    latency = {
         name: round(marks[end] - marks[start], 3)
         for name, (start, end) in SPANS.items()
         if start in marks and end in marks
     }
+    if "busy_at_key_up" in marks:
+        latency["busy_at_key_up"] = marks["busy_at_key_up"]
+    return latency
