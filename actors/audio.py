@@ -313,8 +313,14 @@ class AudioActor:
         """The release of a streamed recording: send the tail as the final piece."""
         from actors.melref import mel_reference
 
-        marks = {"key_up": utterance.key_up, "submitted": time.time()}
         tail = utterance.pcm[self.sent :]
+        if len(tail) and not speech_seconds(tail, self.vad_threshold):
+            # The user stopped speaking, paused, then let go: the pause was already cut as a
+            # piece, and a window for the silence left would cost one more window of latency
+            # (and could be hallucinated into words). The final piece then brings no samples.
+            self.log.info("tail_without_speech", utterance=utterance.id, samples=len(tail))
+            tail = tail[:0]
+        marks = {"key_up": utterance.key_up, "submitted": time.time()}
         self.queue(
             utterance.id,
             AppendAudio(

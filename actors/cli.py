@@ -311,7 +311,9 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
         "push-to-talk release to text: "
         + _pcts(data["ptt_latency_s"]["release_to_text"])
         + "; release to result: "
-        + _pcts(data["ptt_latency_s"]["release_to_result"]),
+        + _pcts(data["ptt_latency_s"]["release_to_result"])
+        + "; "
+        + _busy(data["ptt_latency_s"].get("busy_at_key_up")),
         "workers: "
         + (
             ", ".join(
@@ -327,6 +329,13 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
     ]
     emit(args, data, "\n".join(lines))
     return 0
+
+
+def _busy(b: dict[str, Any] | None) -> str:
+    """How often a key release found the transcriber busy with other work (SPEC.md 19.3)."""
+    if not b or not b["count"]:
+        return "found the transcriber busy: none measured yet"
+    return f"found the transcriber busy: {b['busy']} of {b['count']} ({b['fraction']:.0%})"
 
 
 def _pcts(p: dict[str, Any]) -> str:

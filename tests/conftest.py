@@ -1,5 +1,5 @@
-"""Shared fixtures: speech files (espeak-ng for plumbing, ../shared/data for real speech) and
-stacks of real actor processes in private temp dirs."""
+"""Shared fixtures: speech files (espeak-ng for plumbing, ../shared/data for real speech),
+stacks of real actor processes in private temp dirs, and the push-to-talk rig."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav, transcript
+from tests.pttdriver import PushToTalkRig
+from tests.rig import need_binaries
 
+RIG_TOOLS = ("Xvfb", "xdotool", "xclip", "pulseaudio", "pactl", "espeak-ng", "sox")
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Please open the settings menu and select the audio tab.",
@@ -93,3 +96,14 @@ def shared_stack() -> Iterator[Stack]:
         s.start()
         s.wait_ready()
         yield s
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[PushToTalkRig]:
+    """The whole stack on the push-to-talk rig (tests/pttdriver.py), one per test module."""
+    need_binaries(*RIG_TOOLS)
+    r = PushToTalkRig()
+    try:
+        yield r.start()
+    finally:
+        r.close()

@@ -19,7 +19,7 @@ from protocol.control import JobStatus, ListJobs, Ping, Stats
 from tests.harness import LONG_FLAC, poll
 from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
-from tests.rig import Display, load_pcm, need_binaries, speech_pcm
+from tests.rig import Display, load_pcm, speech_pcm
 
 SENTENCE = "We will meet again next week."
 PLEASE = "Please open the settings menu."
@@ -28,21 +28,10 @@ KITCHEN = "Turn on the lights in the kitchen."
 # espeak-ng sentences that bare tiny.en transcribes exactly wherever they start in the
 # utterance (SENTENCE: 40 of 40 starts 5 ms apart); PLEASE flips to "sanding" at 3 of 40, so
 # it serves only the first- and last-word tests
-RIG_TOOLS = ("Xvfb", "xdotool", "xclip", "pulseaudio", "pactl", "espeak-ng", "sox")
 
 
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
-
-
-@pytest.fixture(scope="module")
-def rig() -> Iterator[PushToTalkRig]:
-    need_binaries(*RIG_TOOLS)
-    r = PushToTalkRig()
-    try:
-        yield r.start()
-    finally:
-        r.close()
 
 
 @pytest.fixture
