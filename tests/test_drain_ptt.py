@@ -567,7 +567,10 @@ def test_stats_shows_how_often_push_to_talk_found_the_transcriber_busy(rig: Push
     marks = [j["marks"] for j in jobs if j["source"] == "ptt" and j["state"] == "completed"]
     busy = [m["busy_at_key_up"] for m in marks if "busy_at_key_up" in m]
     if not busy:
-        pytest.skip("no push-to-talk job measured yet in this module")
+        pytest.skip(
+            "needs the dictations of the tests above in this module (run the whole file): "
+            "alone it has no push-to-talk job to count"
+        )
     data = rig.stack.client.call(Stats())["ptt_latency_s"]["busy_at_key_up"]
     assert data["count"] == len(busy) and data["busy"] == int(sum(busy))
     shown = rig.stack.cli("stats").stdout

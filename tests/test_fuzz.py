@@ -884,7 +884,7 @@ def test_the_same_scheduler_still_serves_and_transcribes(target: Target, utteran
     so it does not wait behind them)."""
     s = target.stack
     if not SENT["control"] or not SENT["work"]:
-        pytest.skip("run together with the fuzz tests above")
+        pytest.skip("checks what the fuzz tests above left behind: run the whole file, not this test alone")
     for name, proc in s.procs.items():
         assert proc.poll() is None, f"{name} exited: {s.output(name)[-2000:]}"
     assert s.client.call(Ping())["pid"] == target.pid == s.procs["scheduler"].pid
@@ -1123,7 +1123,7 @@ def test_the_bare_scheduler_still_serves_every_job(bare: Stack, fakes: dict[str,
     """After the task-reply fuzzing: same process; every job it stored can be listed, looked
     at and fetched; and a job answered properly by the fake transcriber completes."""
     if not SENT["work (task replies)"]:
-        pytest.skip("run together with the task-reply fuzz tests above")
+        pytest.skip("checks what the task-reply fuzz tests above left behind: run the whole file, not alone")
     pid = bare.client.call(Ping())["pid"]
     assert pid == bare.procs["scheduler"].pid and bare.procs["scheduler"].poll() is None
     control = Peer(bare.cfg.endpoint("control"), "control (bare)")
