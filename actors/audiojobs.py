@@ -19,8 +19,10 @@ from protocol.control import AppendAudio, Reply
 from protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from actors.jobs import JobBook
-    from actors.store import JobRow
+    from protocol.work import Segment
 
 SAMPLE_RATE = 16000
 BYTES_PER_SAMPLE = 2
@@ -62,6 +64,7 @@ class AudioJobs:
         self.holds = Holds()
         self.busy = BusyLog()
         self.open: dict[str, OpenJob] = {}
+        self.texts: dict[str, str] = {}  # an audio job's text so far, for job.partial
         self.open_timeout_s = float(book.cfg.get("scheduler.open_audio_timeout_s"))
 
     # --- holds ------------------------------------------------------------------------
@@ -89,6 +92,7 @@ class AudioJobs:
     def job_ended(self, job_id: str) -> None:
         self.released(self.holds.job_ended(job_id))
         self.open.pop(job_id, None)
+        self.texts.pop(job_id, None)
 
     def member_gone(self, identity: bytes, name: str, name_still_registered: bool) -> None:
         """A member registration was forgotten: its holds end; if the process has no other
@@ -172,8 +176,19 @@ class AudioJobs:
         if job.finished:
             self.book._finish(job_id, "completed")
 
-    def partial(self, row: JobRow, chunks: int) -> None:
-        """`job.partial` after a committed window of an audio job: its text so far."""
-        segments = self.book.store.segments(row.id)
-        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        self.book.emit("partial", row.id, text=text, chunks=chunks)
+    def partial(self, job_id: str, segments: list[Segment] | None, chunks: int) -> None:
+        """`job.partial` after a committed window of an audio job: its text so far, kept per
+        job and extended by the window's new `segments` (read from the store after a restart,
+        or when `segments` is None: the window had been committed already)."""
+        text = self.texts.get(job_id)
+        if text is None or segments is None:
+            text = joined(s["text"] for s in self.book.store.segments(job_id))
+        else:
+            text = joined([text, *(s.text for s in segments)])
+        self.texts[job_id] = text
+        self.book.emit("partial", job_id, text=text, chunks=chunks)
+
+
+def joined(texts: Iterable[str]) -> str:
+    """Texts stripped and joined with single spaces, empty ones left out (as a job's text)."""
+    return " ".join(t.strip() for t in texts if t.strip())

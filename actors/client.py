@@ -113,17 +113,26 @@ class Client:
         return sub
 
 
-def read_events(sub: zmq.Socket, timeout_s: float) -> Iterator[Event]:
-    """Events arriving within `timeout_s` (malformed ones are skipped)."""
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0 and sub.poll(int(left * 1000)):
-        frames = sub.recv_multipart()
+def queued_events(sub: zmq.Socket) -> Iterator[Event]:
+    """The events already queued on `sub`, without waiting (malformed ones are skipped)."""
+    while True:
+        try:
+            frames = sub.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
         try:
             _, record = decode(frames[-1])
         except ProtocolError:
             continue
         if isinstance(record, Event):
             yield record
+
+
+def read_events(sub: zmq.Socket, timeout_s: float) -> Iterator[Event]:
+    """Events arriving within `timeout_s` (malformed ones are skipped)."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0 and sub.poll(int(left * 1000)):
+        yield from queued_events(sub)
 
 
 class Reporter:

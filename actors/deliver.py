@@ -21,11 +21,10 @@ from typing import Any
 import zmq
 
 from actors import entry
-from actors.client import Client, ClientError
+from actors.client import Client, ClientError, queued_events
 from actors.clipboard import Clipboard, ClipboardError, Typist
 from actors.config import Config
 from actors.link import SchedulerLink
-from protocol import ProtocolError, decode
 from protocol.control import Report
 from protocol.events import Event
 
@@ -133,16 +132,8 @@ class DeliverActor:
 
     def on_event(self) -> None:
         assert self.sub is not None
-        while True:
-            try:
-                frames = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                _, event = decode(frames[-1])
-            except ProtocolError:
-                continue
-            if isinstance(event, Event) and event.kind == "completed" and event.data.get("source") == "ptt":
+        for event in queued_events(self.sub):
+            if event.kind == "completed" and event.data.get("source") == "ptt":
                 self.todo.put(event)
 
     def stop(self, *_: Any) -> None:

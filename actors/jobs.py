@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.audiofile import fsync_dir
-from actors.audiojobs import MEL_MAX_RANGE, AudioJobs, audio_problem
+from actors.audiojobs import MEL_MAX_RANGE, AudioJobs, audio_problem, joined
 from actors.config import Config
 from actors.history import History
 from actors.latency import derive
@@ -345,7 +345,7 @@ class JobBook:
         if row.state != "completed":
             return _error(ErrorCode.NOT_READY, f"job {job_id} is {self.display_state(row)}; no result yet")
         segments = self.store.segments(job_id)
-        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        text = joined(s["text"] for s in segments)
         return _ok(job=self.view(row), segments=segments, text=text, language=row.language)
 
     def ptt_latency(self) -> dict[str, Any]:
@@ -565,7 +565,8 @@ class JobBook:
             self.log.warning("result_rejected", job=msg.job_id, chunk=msg.index, problem=problem)
             job.last_error = f"the transcriber's result cannot be stored: {problem}"
             return
-        if not self.store.commit_chunk(msg, start, end):
+        fresh = self.store.commit_chunk(msg, start, end)
+        if not fresh:
             self.log.warning("result_duplicate", job=msg.job_id, chunk=msg.index)
         if model and self.models.get(msg.job_id) != model:
             self.models[msg.job_id] = model
@@ -581,9 +582,8 @@ class JobBook:
             duration_s=(self._duration(msg.job_id) if job.plan_final else None),
             compute_s=round(msg.compute_s, 3),
         )
-        row = self._row(msg.job_id)
-        if row is not None and row.kind == "audio":
-            self.audio.partial(row, msg.index + 1)
+        if job.spans_closed:  # an audio job: its text so far (SPEC.md 19.2)
+            self.audio.partial(msg.job_id, msg.segments if fresh else None, msg.index + 1)
         if job.finished:
             self._finish(msg.job_id, "completed")
 
@@ -698,7 +698,7 @@ class JobBook:
             )
             if row.kind == "audio":
                 segments = self.store.segments(job_id)
-                data["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+                data["text"] = joined(s["text"] for s in segments)
                 data["marks"] = row.marks
         if reason:
             data["reason"] = reason

@@ -51,3 +51,16 @@ def cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def actor_started_at(pid: int, role: str) -> int | None:
+    """The start time of `pid` if it is this machine's `python -m actors.<role>` process, else
+    None (a process elsewhere, in another pid namespace, or not that actor)."""
+    if f"actors.{role}" not in cmdline(pid):
+        return None
+    return started_at(pid)
+
+
+def has_exited(pid: int, started: int) -> bool:
+    """The process that had `pid` and start time `started` is gone, or is a zombie."""
+    return started_at(pid) != started or state_of(pid) == "Z"

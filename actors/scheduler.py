@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import zmq
 
-from actors import __version__, entry
+from actors import __version__, entry, procinfo
 from actors.config import Config
 from actors.jobs import JobBook
 from actors.policy import PRIORITY_RANK
@@ -116,6 +116,9 @@ class WorkerInfo:
     task: Task | None = None
     leaving: bool = False
     """It sent DISCONNECT while holding a task: no new task; forgotten when this one ends."""
+    started: int | None = None
+    """Its process's start time, if it runs on this machine: its exit is then noticed at the
+    next heartbeat tick instead of after `heartbeat_liveness` missed beats (SPEC.md 18.1)."""
 
     @property
     def host(self) -> str:
@@ -416,6 +419,7 @@ class Scheduler:
             self.send_worker(identity, Disconnect(reason=f"unknown role {msg.role!r}"))
             return
         worker = WorkerInfo(identity, msg.role, msg.name, msg.pid, msg.model, msg.health, msg.detail, msg.rss)
+        worker.started = procinfo.actor_started_at(msg.pid, msg.role)
         self.workers[identity] = worker
         if msg.role in self.idle:
             self.idle[msg.role].append(identity)
@@ -546,6 +550,8 @@ class Scheduler:
         for identity, worker in list(self.workers.items()):
             if worker.last_seen < deadline:
                 self.drop_worker(identity, "missed heartbeats")
+            elif worker.started is not None and procinfo.has_exited(worker.pid, worker.started):
+                self.drop_worker(identity, "process exited")
             else:
                 self.send_worker(identity, Heartbeat())
 

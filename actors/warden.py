@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 
 from actors import entry, procinfo
-from actors.client import Client, ClientError, Reporter, read_events
+from actors.client import Client, ClientError, Reporter, queued_events
 from actors.config import Config
 from actors.link import SchedulerLink
 from protocol.control import Ping, Report
@@ -137,7 +137,7 @@ class Warden:
             wait_ms = min(self.link.timeout_ms(), max(0, int((ping_at - time.monotonic()) * 1000)), 200)
             ready = dict(poller.poll(wait_ms))
             if sub in ready:
-                for event in read_events(sub, 0.01):
+                for event in queued_events(sub):
                     if event.kind == "lost":
                         self.on_lost(event.data)
             if self.link.socket is not None and self.link.socket in ready:

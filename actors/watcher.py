@@ -24,16 +24,15 @@ from typing import Any
 import zmq
 
 from actors import entry
-from actors.client import CallFailed, Client, ClientError, Reporter
+from actors.client import CallFailed, Client, ClientError, Reporter, queued_events
 from actors.config import Config
 from actors.endpoint import Endpoint
 from actors.formats import parse_formats, write_atomic, write_outputs
 from actors.inbox import Inbox, Settler, free_path, globs, wanted
 from actors.link import SchedulerLink
 from actors.watchstore import WatchedFile, WatchStore
-from protocol import ErrorCode, ProtocolError, decode
+from protocol import ErrorCode
 from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Reply, Report, SubmitFile
-from protocol.events import Event
 from protocol.ptt import WATCH_ACTIONS, Watch
 
 FINAL = ("completed", "failed", "cancelled")
@@ -339,17 +338,7 @@ class Watcher:
     # --- loop -------------------------------------------------------------------------------
 
     def on_events(self, sub: zmq.Socket) -> None:
-        while True:  # everything queued now, without waiting
-            try:
-                frames = sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                _, event = decode(frames[-1])
-            except ProtocolError:
-                continue
-            if not isinstance(event, Event):
-                continue
+        for event in queued_events(sub):
             row = self.following.get(event.job_id)
             if row is not None and event.kind in FINAL:
                 self.guarded(self.check, row)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from actors.audiojobs import AudioJobs
 from actors.drain import BusyLog, Holds
+from protocol.work import Segment
 
 
 def test_a_hold_ends_on_release_job_end_sender_loss_or_expiry() -> None:
@@ -42,3 +44,44 @@ def test_busy_with_other_work_at_a_moment() -> None:
     assert not log.busy_with_other(13.0, "utterance"), "its own window is not other work"
     log.started(b"t2", "file", at=12.8)  # still in flight
     assert log.busy_with_other(20.0, "utterance")
+
+
+class _Book:
+    """The two things AudioJobs.partial uses of the JobBook: the stored segments and emit."""
+
+    def __init__(self, stored: list[str]) -> None:
+        self.stored = stored
+        self.emitted: list[tuple[str, str, dict[str, object]]] = []
+        self.store = self
+        self.cfg = {"scheduler.open_audio_timeout_s": 30.0}
+
+    def segments(self, job_id: str) -> list[dict[str, str]]:
+        return [{"text": t} for t in self.stored]
+
+    def emit(self, kind: str, job_id: str, **data: object) -> None:
+        self.emitted.append((kind, job_id, data))
+
+
+def _segment(text: str) -> Segment:
+    return Segment(start=0.0, end=1.0, text=text, avg_logprob=-0.1, no_speech_prob=0.0)
+
+
+def test_partial_text_grows_by_each_window_and_is_read_once_after_a_restart() -> None:
+    book = _Book([" Hello there.", " "])  # what a restarted scheduler finds committed
+    jobs = AudioJobs(book)  # type: ignore[arg-type]
+    jobs.partial("j", [_segment(" Hello there.")], chunks=1)
+    book.stored = ["not read while the text is kept"]
+    jobs.partial("j", [_segment(" How"), _segment(" "), _segment(" are you?")], chunks=2)
+    jobs.partial("j", [], chunks=3)
+    book.stored = ["Hello there.", "How are you?", "Fine."]
+    jobs.partial("j", None, chunks=4)  # a window committed before: the store says what is there
+    assert [d["text"] for _, _, d in book.emitted] == [
+        "Hello there.",
+        "Hello there. How are you?",
+        "Hello there. How are you?",
+        "Hello there. How are you? Fine.",
+    ]
+    jobs.job_ended("j")
+    book.stored = ["read again"]
+    jobs.partial("j", [], chunks=5)
+    assert book.emitted[-1][2]["text"] == "read again", "an ended job's text is not kept"

@@ -9,7 +9,6 @@ one all actors share), so the tests can say what happened between a hold going o
 
 from __future__ import annotations
 
-import csv
 import itertools
 import random
 import signal
@@ -31,6 +30,7 @@ from protocol.control import Cancel, JobStatus, ListJobs, Report, Stats
 from protocol.events import Event
 from tests.harness import FINAL, LONG_FLAC, SPEECH, poll
 from tests.pttdriver import KEY, PushToTalkRig
+from tests.replay import bare_same_options, manifest_clips
 from tests.rig import load_pcm, need_binaries, speech_pcm
 
 pytestmark = pytest.mark.stack
@@ -177,8 +177,7 @@ class Clip:
 
 
 def manifest() -> list[dict[str, str]]:
-    with (SPEECH / "manifest.tsv").open() as f:
-        return [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("clips/ljspeech_coqui/")]
+    return [r for r in manifest_clips() if r["file"].startswith("clips/ljspeech_coqui/")]
 
 
 @pytest.fixture(scope="module")
@@ -525,7 +524,7 @@ def test_a_90_s_dictation_is_streamed_and_ready_soon_after_the_release(
     job = rig.stack.client.call(JobStatus(job_id=delivered.job_id))["job"]
     with wave.open(str(keep / f"utterance-{utterance}.wav")) as w:
         recorded = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    bare = bare_transcript(recorded)
+    bare = bare_same_options(recorded)
     streamed_wer, bare_wer = wer(reference, text), wer(reference, bare)
     print(
         f"\n90 s dictation: {len(pieces)} pieces (+ {'a silent' if silent_tail else 'a'} tail), "
@@ -543,19 +542,6 @@ def test_a_90_s_dictation_is_streamed_and_ready_soon_after_the_release(
     assert len(left) <= 1, f"the release found {len(left)} windows of the job still to run"
     assert latency <= bound, (latency, compute)
     assert streamed_wer <= bare_wer + 0.01, (text, bare)
-
-
-def bare_transcript(pcm: np.ndarray) -> str:
-    """Bare faster-whisper on the whole recording, with the stack's options for a ptt job."""
-    from faster_whisper import WhisperModel
-
-    from actors.model import embedded_model_path
-
-    model = WhisperModel(embedded_model_path(), device="cpu", compute_type="int8")
-    segments, _ = model.transcribe(
-        pcm.astype(np.float32) / 32768, language="en", beam_size=5, condition_on_previous_text=False
-    )
-    return " ".join(s.text.strip() for s in segments if s.text.strip())
 
 
 # --- 7. stats ------------------------------------------------------------------------------

@@ -172,10 +172,17 @@ def test_presence_events_and_memory_per_actor() -> None:
         out = s.cli("stats")
         assert "memory" in out.stdout and "transcriber" in out.stdout, out.stdout
         ingest_pid = s.procs["ingest"].pid
-        s.signal("ingest", signal.SIGKILL)
+        assert procinfo.actor_started_at(ingest_pid, "ingest") == procinfo.started_at(ingest_pid)
+        assert procinfo.actor_started_at(ingest_pid, "transcriber") is None, "another role's process"
+        assert procinfo.actor_started_at(os.getpid(), "ingest") is None, "not an actor"
+        killed_at = time.monotonic()
+        s.procs["ingest"].send_signal(signal.SIGKILL)  # not reaped yet: a zombie
         lost = wait_for(sub, lambda e: e.kind == "lost", 10, seen)
+        noticed_s = time.monotonic() - killed_at
+        s.procs["ingest"].wait(timeout=10)
         assert lost.data["role"] == "ingest" and lost.data["pid"] == ingest_pid
-        assert lost.data["why"] == "missed heartbeats"
+        assert lost.data["why"] == "process exited", lost.data
+        assert noticed_s < 1.5, f"at the next heartbeat tick, not after 3 missed beats ({noticed_s:.2f} s)"
 
 
 def test_no_actor_outlives_its_parent() -> None:

@@ -41,7 +41,6 @@ Progress goes to stderr; the results, one JSON document, to stdout (and to FILE)
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import shutil
 import sys
@@ -62,6 +61,7 @@ from protocol.control import Cancel, Stats  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say, wer  # noqa: E402
 from tests.harness import FINAL, LONG_FLAC, SPEECH, collect_events, poll  # noqa: E402
 from tests.pttdriver import Dictation, PushToTalkRig  # noqa: E402
+from tests.replay import GAP_S, long_utterance, manifest_clips  # noqa: E402
 from tests.rig import RATE_HZ, load_pcm  # noqa: E402
 
 PARTS = ("base", "drain", "streaming")
@@ -69,8 +69,6 @@ LEAD_S = 0.05
 CLIP_MIN_S, CLIP_MAX_S = 2.0, 10.0
 LOAD_JITTER_S = 2.0  # under load a key press waits a random 0-2 s: about one window's compute
 LOAD_DEPTH = 2  # unfinished file jobs under load: ~20 s of windows, more than a dictation takes
-GAP_S = 0.5  # the pause between the clips of a long utterance
-FIT_S = 1.0  # a long utterance is within this much of its size (if the clips allow)
 TEXT_TIMEOUT_S = 60.0
 SLOW_READ_S = 0.1  # the clipboard is read this often while no delivery was announced...
 FAST_READ_S = 0.002  # ...and this often for FAST_FOR_S after a job.delivered event
@@ -78,45 +76,10 @@ FAST_FOR_S = 0.5
 LONG_TEXT_TIMEOUT_S = 180.0
 
 
-def manifest_clips() -> list[dict[str, str]]:
-    """The manifest's clips. A reference's parentheses are unwrapped: Whisper's normaliser drops
-    words in parentheses as if they were not spoken, and in LJ001-0024 they are read aloud."""
-    with (SPEECH / "manifest.tsv").open() as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("clips/")]
-    for r in rows:
-        r["reference"] = r["reference"].replace("(", "").replace(")", "")
-    return rows
-
-
 def pick_clips(count: int, seed: int) -> list[dict[str, Any]]:
     rows = [r for r in manifest_clips() if CLIP_MIN_S <= float(r["duration_s"]) <= CLIP_MAX_S]
     random.Random(seed).shuffle(rows)
     return [{"file": r["file"], "reference": r["reference"]} for r in rows[:count]]
-
-
-def long_utterance(size_s: float, key: str) -> dict[str, Any]:
-    """Real clips (shuffled by `key`) joined with GAP_S pauses, `size_s` long give or take FIT_S."""
-    rows = manifest_clips()
-    random.Random(key).shuffle(rows)
-    chosen: list[dict[str, str]] = []
-    total = 0.0
-    for row in rows:
-        add = float(row["duration_s"]) + (GAP_S if chosen else 0.0)
-        if total + add <= size_s + FIT_S:
-            chosen.append(row)
-            total += add
-        if total >= size_s - FIT_S:
-            break
-    gap = np.zeros(int(GAP_S * RATE_HZ), dtype=np.int16)
-    pieces: list[np.ndarray] = []
-    for row in chosen:
-        pieces += [gap, load_pcm(SPEECH / row["file"])] if pieces else [load_pcm(SPEECH / row["file"])]
-    return {
-        "size_s": size_s,
-        "files": [r["file"] for r in chosen],
-        "reference": " ".join(r["reference"] for r in chosen),
-        "pcm": np.concatenate(pieces),
-    }
 
 
 def first_word(text: str) -> str:
@@ -126,14 +89,21 @@ def first_word(text: str) -> str:
     return words[0] if words else ""
 
 
-def bare_transcribe(pcms: list[np.ndarray]) -> list[tuple[float, str]]:
-    """Bare faster-whisper on each recording, warm (language en, beam 5): seconds and text."""
+def bare_transcribe(pcms: list[np.ndarray], condition: bool = True) -> list[tuple[float, str]]:
+    """Bare faster-whisper on each recording, warm (language en, beam 5; conditioned on the
+    previous text, faster-whisper's default, unless `condition` is false, as in the stack's
+    default options): seconds and text."""
     model = load_bare_model()
     model.transcribe(pcms[0].astype(np.float32) / 32768, language="en", beam_size=5)  # warm up
     out = []
     for pcm in pcms:
         started = time.perf_counter()
-        segments, _ = model.transcribe(pcm.astype(np.float32) / 32768, language="en", beam_size=5)
+        segments, _ = model.transcribe(
+            pcm.astype(np.float32) / 32768,
+            language="en",
+            beam_size=5,
+            condition_on_previous_text=condition,
+        )
         text = " ".join(s.text.strip() for s in segments if s.text.strip())
         out.append((time.perf_counter() - started, text))
     del model
@@ -388,16 +358,23 @@ def stream_bare(runs: list[dict[str, Any]], utterances: list[dict[str, Any]]) ->
             pcms.append(played[(r["size_s"], r["rep"])]["pcm"])
             sources.append("played")
     say(f"bare faster-whisper on {len(pcms)} recorded utterances")
-    for r, pcm, source, (s, text) in zip(runs, pcms, sources, bare_transcribe(pcms), strict=True):
+    unconditioned = bare_transcribe(pcms, condition=False)
+    for r, pcm, source, (s, text), (_, text_same) in zip(
+        runs, pcms, sources, bare_transcribe(pcms), unconditioned, strict=True
+    ):
         reference = played[(r["size_s"], r["rep"])]["reference"]
         r["bare"] = {"audio": source, "audio_s": rnd(len(pcm) / RATE_HZ), "s": rnd(s), "text": text}
         r["bare"]["wer"] = rnd(wer(reference, text), 4)
+        r["bare_same_options"] = {"text": text_same, "wer": rnd(wer(reference, text_same), 4)}
         r["release_to_text_vs_bare"] = ratio(r.get("latency", {}).get("release_to_text"), s)
 
 
 def stream_summary(runs: list[dict[str, Any]], sizes: list[float]) -> dict[str, Any]:
     def p50(values: list[float]) -> float | None:
         return rnd(percentile(values, 50))
+
+    def mean(values: list[float]) -> float | None:
+        return rnd(sum(values) / len(values), 4) if values else None
 
     out: dict[str, Any] = {}
     for size in sizes:
@@ -412,9 +389,13 @@ def stream_summary(runs: list[dict[str, Any]], sizes: list[float]) -> dict[str, 
                 "release_to_clipboard_s": {"p50": p50(seen), "max": rnd(max(seen, default=None))},
                 "release_to_text_s_p50": p50(text),
                 "pieces_p50": percentile([r["pieces"] for r in ok], 50),
-                "wer_mean": rnd(sum(r["wer"] for r in ok) / len(ok), 4) if ok else None,
+                "wer_mean": mean([r["wer"] for r in ok]),
                 "bare_s_p50": p50([r["bare"]["s"] for r in ok]),
-                "bare_wer_mean": rnd(sum(r["bare"]["wer"] for r in ok) / len(ok), 4) if ok else None,
+                "bare_wer_mean": mean([r["bare"]["wer"] for r in ok]),
+                "bare_same_options_wer_mean": mean([r["bare_same_options"]["wer"] for r in ok]),
+                "wer_minus_bare_same_options_points": [
+                    rnd(100 * (r["wer"] - r["bare_same_options"]["wer"]), 2) for r in ok
+                ],
                 "release_to_text_vs_bare_p50": rnd(
                     percentile([r["release_to_text_vs_bare"] for r in ok if r["release_to_text_vs_bare"]], 50)
                 ),
@@ -449,6 +430,7 @@ def run(parts: list[str], count: int, sizes: list[float], reps: int, seed: int) 
             "gap_s": GAP_S,
             "clipboard_read_s": {"slow": SLOW_READ_S, "after_delivered": FAST_READ_S},
             "bare": "embedded tiny.en, cpu int8, language en, beam 5, else faster-whisper's defaults",
+            "bare_same_options": "the same with condition_on_previous_text off, as the stack's defaults",
         },
     }
     runs: dict[str, Any] = {}

@@ -6,7 +6,8 @@ faster-whisper on the same file, in one run on one machine, and what each failur
    scheduler, ingest or transcriber (in turn) every `--kill-every` seconds. Ratios bare/stack;
    the chaos transcript must equal the clean one.
 2. detection, each repeated `--repeats` times with a window in flight (its `dispatched` event):
-   - transcriber SIGKILL: kill to the same window dispatched again (heartbeat expiry);
+   - transcriber SIGKILL: kill to the same window dispatched again (its exit seen at the next
+     heartbeat tick, SPEC.md 11);
    - transcriber SIGSTOP: stop to the window dispatched to a new transcriber (expiry, warden
      kill, supervisord restart);
    - scheduler SIGKILL: kill to the next window dispatched (restart, recovery, reconnects).
