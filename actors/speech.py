@@ -29,26 +29,41 @@ def speech_seconds(pcm: np.ndarray, threshold: float = 0.5) -> float:
     return sum(r["end"] - r["start"] for r in regions) / SAMPLE_RATE
 
 
+CUT_INTO_PAUSE_MS = 250
+"""A piece ends this far into the pause it is cut in, or in its middle if the pause is shorter
+than twice this: the same place whenever the pause is looked at (SPEC.md 19.2)."""
+
+
 def cut_point(pcm: np.ndarray, min_samples: int, max_samples: int, threshold: float = 0.5) -> int | None:
     """Where to cut the next piece off the front of `pcm` (the unsent part of a recording),
-    or None to wait for more (SPEC.md 19.2): the middle of the first pause that ends after
-    `min_samples`; once `pcm` reaches `max_samples`, the middle of the longest pause before
-    it, or `max_samples` itself."""
+    or None to wait for more (SPEC.md 19.2): in the first pause that ends after
+    `min_samples`; once `pcm` reaches `max_samples`, in the longest pause before it, or at
+    `max_samples` itself.
+
+    A silence still going on at the end of `pcm` counts as a pause only once it is long enough
+    that its cut point is final (before `max_samples`), so the cut does not depend on how
+    much of the pause had been recorded when it was looked at."""
     if len(pcm) < min_samples:
         return None
     head = pcm[:max_samples]
+    at_max = len(head) == max_samples
     regions = speech_regions(head, threshold)
     pauses = [(end, start) for (_, end), (start, _) in itertools.pairwise(regions)]
-    if regions:  # silence after the last speech counts once it is a pause long enough
+    if regions:  # the silence after the last speech
         tail_start = regions[-1][1]
-        if len(head) - tail_start >= MIN_PAUSE_MS * SAMPLE_RATE // 1000:
+        needed = MIN_PAUSE_MS if at_max else 2 * CUT_INTO_PAUSE_MS
+        if len(head) - tail_start >= needed * SAMPLE_RATE // 1000:
             pauses.append((tail_start, len(head)))
     for start, end in pauses:
         if end > min_samples:
-            return (start + end) // 2
-    if len(pcm) < max_samples:
+            return _into(start, end)
+    if not at_max:
         return None
     if pauses:
-        start, end = max(pauses, key=lambda p: p[1] - p[0])
-        return (start + end) // 2
+        return _into(*max(pauses, key=lambda p: p[1] - p[0]))
     return max_samples
+
+
+def _into(start: int, end: int) -> int:
+    """The cut point of the pause [start, end)."""
+    return start + min((end - start) // 2, CUT_INTO_PAUSE_MS * SAMPLE_RATE // 1000)

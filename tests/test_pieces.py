@@ -51,3 +51,26 @@ def test_a_long_pause_at_the_end_is_a_place_to_cut(sentence: np.ndarray) -> None
     pcm = np.concatenate([sentence, sentence, silence(0.5)])
     cut = cut_point(pcm, min_samples=len(sentence), max_samples=30 * RATE)
     assert cut is not None and 2 * len(sentence) - 0.2 * RATE <= cut <= len(pcm)
+
+
+def pieces_looked_at_from(pcm: np.ndarray, phase_s: float, min_s: float = 2.0) -> list[int]:
+    """The cuts the audio actor makes in `pcm` looking every 0.5 s, first at `phase_s`."""
+    cuts, sent = [], 0
+    for now in np.arange(phase_s, len(pcm) / RATE, 0.5):
+        cut = cut_point(pcm[sent : int(now * RATE)], int(min_s * RATE), 30 * RATE, threshold=0.25)
+        if cut is not None:
+            sent += cut
+            cuts.append(sent)
+    return cuts
+
+
+def test_the_same_recording_is_cut_the_same_whenever_it_is_looked_at(sentence: np.ndarray) -> None:
+    """The pieces, and so the transcript, do not depend on the moments the audio actor looks:
+    a pause still going on counts only once its cut point is final (SPEC.md 19.2)."""
+    parts = [sentence]
+    for pause_s in (0.35, 0.45, 0.6, 0.8, 1.3, 0.5, 2.0):
+        parts += [silence(pause_s), sentence]
+    pcm = np.concatenate(parts)
+    seen = {tuple(pieces_looked_at_from(pcm, phase)) for phase in (0.05, 0.15, 0.25, 0.35, 0.45)}
+    assert len(seen) == 1, seen
+    assert len(next(iter(seen))) >= 3, "cut in several pauses"
