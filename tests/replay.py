@@ -18,6 +18,7 @@ measured on the real rig (tests/bench/ptt.py); this measures what the text is.
 from __future__ import annotations
 
 import csv
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 from actors.audio import CUT_CHECK_S
 from actors.config import DEFAULTS
 from actors.melref import mel_reference
+from actors.model import WhisperBackend
 from actors.policy import QueuedJob
 from actors.speech import cut_point, speech_seconds
 from tests.harness import SPEECH
@@ -106,6 +108,14 @@ def stream_pieces(pcm: np.ndarray, stream: bool = True) -> list[tuple[int, int, 
     if len(tail) and (not pieces or speech_seconds(tail, threshold)):
         pieces.append((sent, len(pcm), mel_reference(pcm)))
     return pieces
+
+
+@functools.cache
+def stack_model() -> WhisperBackend:
+    """The transcriber's model (the embedded tiny.en, as configured by default), loaded once."""
+    backend = WhisperBackend()
+    backend.load()
+    return backend
 
 
 def replay(backend: Any, pcm: np.ndarray, stream: bool = True) -> Replayed:

@@ -30,7 +30,7 @@ from protocol.control import Cancel, JobStatus, ListJobs, Report, Stats
 from protocol.events import Event
 from tests.harness import FINAL, LONG_FLAC, SPEECH, poll
 from tests.pttdriver import KEY, PushToTalkRig
-from tests.replay import bare_same_options, manifest_clips
+from tests.replay import bare_same_options, manifest_clips, replay, stack_model
 from tests.rig import load_pcm, need_binaries, speech_pcm
 
 pytestmark = pytest.mark.stack
@@ -526,12 +526,17 @@ def test_a_90_s_dictation_is_streamed_and_ready_soon_after_the_release(
         recorded = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     bare = bare_same_options(recorded)
     streamed_wer, bare_wer = wer(reference, text), wer(reference, bare)
+    cuts = [r["offset"] + r["samples"] for r in pieces]
+    replayed = replay(stack_model(), recorded)
     print(
         f"\n90 s dictation: {len(pieces)} pieces (+ {'a silent' if silent_tail else 'a'} tail), "
         f"{sum(e.at < d.key_up for e in partials)} partials before the release, windows {compute} s, "
         f"release_to_text {latency} s (clipboard seen {seen - d.key_up:.3f} s), bound {bound:.3f} s "
-        f"({delivered.data['latency']}); WER streamed {streamed_wer:.4f}, bare {bare_wer:.4f}"
+        f"({delivered.data['latency']}); WER streamed {streamed_wer:.4f}, bare {bare_wer:.4f}; "
+        f"the offline replay of the recording: cuts {[e for _, e in replayed.pieces]} (here {cuts}), "
+        f"same text: {replayed.text == text}"
     )
+    assert [e for _, e in replayed.pieces][: len(cuts)] == cuts, "cut as the replay cuts the recording"
     assert len(pieces) >= 3 and sum(e.at < d.key_up for e in partials) >= 2, "streamed while recording"
     assert job["spans"] == len(pieces) + (0 if silent_tail else 1) and job["duration_s"] >= 88.0
     texts = [e.data["text"] for e in partials]

@@ -1,10 +1,13 @@
 """A streamed long dictation is as accurate as transcribing the whole recording in one go
-(issue 6, SPEC.md 19.2), over several real dictations rather than one.
+(issue 6, SPEC.md 19.2), held over 40 real dictations rather than one.
 
-The dictations are replayed offline through the stack's own cut points, window policy and
-model call (tests/replay.py): deterministic, so the comparison is the same on every run, and
-about 10 s a dictation. The end-to-end 90 s dictation through the real rig is in
-tests/test_drain_ptt.py; the benchmark with more dictations is tests/bench/stream_replay.py.
+tiny.en's WER on one 90 s dictation moves by about 3 points (standard deviation) whenever the
+window boundaries move, streamed or not, so one dictation cannot show a 1-point difference
+either way: the mean over 40 can (its 95 % interval is about +-1 point). The dictations are
+the benchmark's (tests/bench/stream_replay.py, seed 0), replayed offline through the stack's
+own cut points, window policy and model call (tests/replay.py): deterministic, so the
+comparison is the same on every run, and about 7 s a dictation. The end-to-end 90 s
+dictation through the real rig is in tests/test_drain_ptt.py.
 """
 
 from __future__ import annotations
@@ -13,32 +16,20 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from actors.model import WhisperBackend
 from tests.bench.core import wer
-from tests.replay import bare_same_options, long_utterance, recorded, replay
+from tests.replay import bare_same_options, long_utterance, recorded, replay, stack_model
 
-DICTATIONS = 6
+DICTATIONS = 40
 SIZE_S = 90.0
 MARGIN_POINTS = 1.0
 
 
-@pytest.fixture(scope="module")
-def backend() -> WhisperBackend:
-    b = WhisperBackend()
-    b.load()
-    return b
-
-
-def test_streamed_dictations_are_within_a_point_of_the_whole_recording_at_once(
-    backend: WhisperBackend, real_speech: Path
-) -> None:
+def test_streamed_dictations_are_within_a_point_of_the_whole_recording_at_once(real_speech: Path) -> None:
     rows: list[dict[str, Any]] = []
     for k in range(DICTATIONS):
-        u = long_utterance(SIZE_S, f"accuracy-{k}")
+        u = long_utterance(SIZE_S, f"replay-0-{SIZE_S:g}-{k}")  # tests/bench/stream_replay.py's
         pcm = recorded(u["pcm"])
-        streamed = replay(backend, pcm, stream=True)
+        streamed = replay(stack_model(), pcm, stream=True)
         rows.append(
             {
                 "pieces": len(streamed.pieces),
