@@ -63,4 +63,5 @@ def actor_started_at(pid: int, role: str) -> int | None:
 
 def has_exited(pid: int, started: int) -> bool:
     """The process that had `pid` and start time `started` is gone, or is a zombie."""
-    return started_at(pid) != started or state_of(pid) == "Z"
+    fields = _stat_fields(pid)  # one read of /proc/PID/stat per beat
+    return fields is None or int(fields[19]) != started or fields[0] == "Z"
