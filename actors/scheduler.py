@@ -139,6 +139,7 @@ class Scheduler:
         self.idle: dict[str, deque[bytes]] = {role: deque() for role in WORKER_ROLES}
         self.running = True
         self.stop_deadline: float | None = None
+        self.stop_announced = False  # stop_requested logged
         self.abandon_on_stop = cfg.get("scheduler.on_stop") == "abandon"
         self.stop_timeout_s = float(cfg.get("scheduler.stop_timeout_s"))
         self.started = time.time()
@@ -223,6 +224,11 @@ class Scheduler:
                 raise
             if wakeup in ready:
                 entry.drain_wakeup(wakeup)
+            if self.stop_deadline is not None and not self.stop_announced:
+                self.stop_announced = True
+                in_flight = sum(w.task is not None and w.task.kind == "chunk" for w in self.workers.values())
+                on_stop = self.cfg.get("scheduler.on_stop")
+                self.log.info("stop_requested", on_stop=on_stop, in_flight=in_flight)
             if self.work in ready:
                 for _ in range(100):  # drain, but let control in between
                     try:

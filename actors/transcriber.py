@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from actors import entry
+from actors import entry, pausepoint
 from actors.config import Config
 from actors.model import WhisperBackend
 from actors.worker import Emit, Worker
@@ -32,6 +32,7 @@ class Transcriber(Worker):
         super().__init__(cfg, log)
         self.backend = backend
         self.load_error = ""
+        self.pause_file = str(cfg.get("transcriber.pause_file"))
 
     def load(self) -> None:
         try:
@@ -76,6 +77,7 @@ class Transcriber(Worker):
         conditioning = bool(options.get("condition_on_previous_text"))
         prompt = record.context if (conditioning and record.context) else options.get("initial_prompt")
         self.log.info("chunk_start", job=record.job_id, chunk=record.index)
+        pausepoint.maybe_pause(self.pause_file, record.job_id, record.index, self.log)
         try:
             out = self.backend.transcribe(
                 audio, record.start / record.sample_rate, options, prompt, mel_max=record.mel_max

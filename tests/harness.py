@@ -7,6 +7,7 @@ polling a condition until a deadline, never a blind sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -28,6 +29,8 @@ SPEECH = SHARED_DATA / "speech"
 LONG_FLAC = SPEECH / "long" / "ljspeech_LJ001_0001-0032_consecutive.flac"
 FINAL = ("completed", "failed", "cancelled")
 ACTORS = ("scheduler", "ingest", "transcriber")
+PAUSE_FILE = "pause-window"
+"""Where a test arms the transcriber's pause point (actors/pausepoint.py), in the stack's root."""
 
 T = TypeVar("T")
 
@@ -54,6 +57,7 @@ class Stack:
             "SOTTOVOCE_CONFIG": str(self.root / "config.toml"),
             "SOTTOVOCE_PATHS_RUNTIME_DIR": str(self.root / "run"),
             "SOTTOVOCE_PATHS_DATA_DIR": str(self.root / "data"),
+            "SOTTOVOCE_TRANSCRIBER_PAUSE_FILE": str(self.root / PAUSE_FILE),
             "PYTHONUNBUFFERED": "1",
         }
         for name, value in (settings or {}).items():
@@ -117,6 +121,11 @@ class Stack:
                 return False
 
         poll(ready, timeout_s, interval_s=0.05, what="the stack to be ready")
+
+    def hold_window(self, job: str | None = None, chunk: int | None = None) -> HeldWindow:
+        """Arm the transcribers' pause point: the next window that matches (any, or of `job`,
+        or with index `chunk`) is held in flight, its transcriber stopped, until released."""
+        return HeldWindow(self.root / PAUSE_FILE, job, chunk)
 
     def output(self, name: str) -> str:
         path = self.root / f"{name}.out"
@@ -210,6 +219,57 @@ class Stack:
 
     def subscribe(self, prefix: bytes = b"job.") -> Any:
         return self.client.subscribe(prefix)
+
+
+class HeldWindow:
+    """A window held in flight by the transcriber's pause point: `wait()` until a transcriber
+    has received it and stopped, do what the test is about, then `release()` (SIGCONT).
+    As a context manager it releases (or disarms) on the way out."""
+
+    def __init__(self, armed: Path, job: str | None, chunk: int | None) -> None:
+        self.armed = armed
+        self.pid: int | None = None
+        filters = {k: v for k, v in (("job", job), ("chunk", chunk)) if v is not None}
+        staged = armed.with_name(armed.name + ".new")
+        staged.write_text("".join(f"{k}={v}\n" for k, v in filters.items()))
+        staged.rename(armed)  # a transcriber never reads a half-written file
+
+    def wait(self, timeout_s: float = 120.0) -> int:
+        """The pid of the transcriber holding the window, once it is stopped."""
+        from actors import procinfo
+
+        def held() -> int | None:
+            claimed = sorted(self.armed.parent.glob(f"{self.armed.name}.held.*"))
+            if not claimed:
+                return None
+            pid = int(claimed[0].name.rpartition(".")[2])
+            return pid if procinfo.state_of(pid) == "T" else None
+
+        self.pid = poll(held, timeout_s, interval_s=0.005, what="a transcriber to hold the window")
+        return self.pid
+
+    def release(self) -> None:
+        """Let the transcriber go on (it may have been killed meanwhile: nothing to do)."""
+        for claimed in self.armed.parent.glob(f"{self.armed.name}.held.*"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(claimed.name.rpartition(".")[2]), signal.SIGCONT)
+            claimed.unlink()
+        self.pid = None
+
+    def __enter__(self) -> HeldWindow:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.armed.unlink(missing_ok=True)
+        self.release()
+
+
+def as_in_a_terminal() -> None:
+    """Popen's preexec_fn for a command a test stops with Ctrl+C (SIGINT): the signal at its
+    default, as for a command typed in a terminal. A test run started in the background by a
+    non-interactive shell (`bash .ci/run &`, a CI runner) has SIGINT ignored, and children
+    inherit that, so Python would never raise KeyboardInterrupt in them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def transcript(stack: Stack, job_id: str) -> list[tuple[float, float, str]]:

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from tests.rig import Display, Microphone
 ALL_ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver")
 MEMBERS = ("audio", "hotkey", "deliver")
 KEY = "ctrl+space"
+
+Step = Callable[[], object]
 
 
 @dataclass
@@ -87,15 +90,32 @@ class PushToTalkRig:
         self.display.set_clipboard(marker)
         return marker
 
-    def dictate(self, pcm: np.ndarray, lead_s: float = 0.05, key: str = KEY, wait_s: float = 60) -> Dictation:
+    def dictate(
+        self,
+        pcm: np.ndarray,
+        lead_s: float = 0.05,
+        key: str = KEY,
+        wait_s: float = 60,
+        on_press: Step | None = None,
+        before_release: Step | None = None,
+        after_release: Step | None = None,
+    ) -> Dictation:
         """Hold the key, start speaking `lead_s` after the press, release when the audio ends
-        (`wait_s`: how long the audio may take to play; raise it for dictations over a minute)."""
+        (`wait_s`: how long the audio may take to play; raise it for dictations over a minute).
+        The steps run right after the press, before the release (the key stays down until
+        it returns) and right after the release."""
         marker = self.mark_clipboard()
         down = self.display.key_down(key)
+        if on_press:
+            on_press()
         poll(lambda: time.time() >= down + lead_s, 5, interval_s=0.002, what="the lead time")
         speech_at = self.mic.play(pcm)
         self.mic.wait_played(wait_s)
+        if before_release:
+            before_release()
         up = self.display.key_up(key)
+        if after_release:
+            after_release()
         return Dictation(down, up, speech_at, marker)
 
     def clipboard_text(self, dictation: Dictation, timeout_s: float = 60) -> tuple[str, float]:

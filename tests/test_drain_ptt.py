@@ -28,8 +28,8 @@ import zmq
 from protocol import ProtocolError, decode
 from protocol.control import Cancel, JobStatus, ListJobs, Report, Stats
 from protocol.events import Event
-from tests.harness import FINAL, LONG_FLAC, SPEECH, poll
-from tests.pttdriver import KEY, PushToTalkRig
+from tests.harness import FINAL, LONG_FLAC, SPEECH, HeldWindow, poll
+from tests.pttdriver import KEY, PushToTalkRig, Step
 from tests.replay import bare_same_options, manifest_clips, replay, stack_model
 from tests.rig import load_pcm, need_binaries, speech_pcm
 
@@ -41,9 +41,6 @@ HEARTBEAT_S, LIVENESS = 1.0, 3  # scheduler.heartbeat_interval_s and _liveness, 
 HOLD_BOUND_S = 3.0
 """audio.hold_max_s in the hold-bound test: far shorter than the 60 s default."""
 FILE_PRIORITY = "low"
-LONG_WINDOW_S = 20.0
-"""File windows at least this long are the ones a key press is aimed at (0.6-1 s each here with
-beam 5, ~3 s on slower cores): a short last window of a file could end before the press."""
 
 
 # --- the event tape ------------------------------------------------------------------------
@@ -154,14 +151,36 @@ def filler_path(long_audio: Path) -> Path:
     return LONG_FLAC if LONG_FLAC.exists() else long_audio
 
 
+@dataclass
+class BusyFile:
+    job: str
+    window: HeldWindow
+    """Its first window, held in the transcriber until the test releases it."""
+
+
 @pytest.fixture
-def busy_file(rig: PushToTalkRig, tape: Tape, long_audio: Path) -> Iterator[str]:
-    """A low-priority file whose long window is in flight; cancelled after the test."""
+def running_file(rig: PushToTalkRig, tape: Tape, long_audio: Path) -> Iterator[str]:
+    """A low-priority file whose windows are running; cancelled after the test."""
     start = tape.mark()
     job = rig.stack.submit_file(filler_path(long_audio), priority=FILE_PRIORITY)
     tape.wait(kind("dispatched", job), start, 60, what="the file's first window")
     yield job
     cancel(rig, job)
+
+
+@pytest.fixture
+def busy_file(rig: PushToTalkRig, tape: Tape, long_audio: Path) -> Iterator[BusyFile]:
+    """A low-priority file whose first window is held in flight (its transcriber stopped), so
+    a key press finds it running; the test releases it within the scheduler's liveness
+    (3 s). Cancelled after the test."""
+    with rig.stack.hold_window() as held:
+        job = rig.stack.submit_file(filler_path(long_audio), priority=FILE_PRIORITY)
+        held.wait(60)
+        try:
+            yield BusyFile(job, held)
+        finally:
+            held.release()
+            cancel(rig, job)
 
 
 def cancel(rig: PushToTalkRig, job_id: str) -> None:
@@ -211,11 +230,13 @@ class Dictated:
     delivery."""
 
 
-def dictate(rig: PushToTalkRig, tape: Tape, pcm: np.ndarray, since: int | None = None) -> Dictated:
+def dictate(
+    rig: PushToTalkRig, tape: Tape, pcm: np.ndarray, since: int | None = None, **steps: Step | None
+) -> Dictated:
     """Hold the key, speak `pcm`, release; wait for the clipboard and the `delivered` event.
-    Its events are those from index `since` (default: now) on."""
+    Its events are those from index `since` (default: now) on; `steps` go to rig.dictate."""
     start = tape.mark() if since is None else since
-    d = rig.dictate(pcm)
+    d = rig.dictate(pcm, **steps)
     text, seen = rig.clipboard_text(d)
     delivered = tape.wait(kind("delivered"), start, 30, what="delivered")
     started = tape.wait(kind("recording", state="started"), start, 5, what="the recording")
@@ -246,37 +267,33 @@ def file_window_in_flight_at_press(d: Dictated, files: set[str]) -> bool:
     return bool(before) and before[-1].kind == "dispatched"
 
 
-def press_inside_a_long_file_window(
-    rig: PushToTalkRig, tape: Tape, start: int, files: set[str], rng: random.Random
-) -> None:
-    """Wait for a long file window to be dispatched (from index `start` on), then for a random
-    moment in the first 60 % of the time such a window has taken so far: when the next key
-    press comes (the wait is the stimulus, not a synchronisation)."""
-
-    def long_window(e: Seen) -> bool:
-        return e.kind == "dispatched" and e.job_id in files and e.data["audio_s"] >= LONG_WINDOW_S
-
-    if not window_times(tape, files):
-        tape.wait(lambda e: e.kind == "progress" and e.job_id in files, start, 60, what="a file window done")
-        start = tape.mark()
-    dispatched = tape.wait(long_window, start, 60, what="a long file window")
-    press_at = dispatched.at + rng.uniform(0.0, 0.6 * min(window_times(tape, files)))
-    poll(lambda: time.time() >= press_at, 5, interval_s=0.002, what="the press moment")
+def last_file_window(tape: Tape, start: int, files: set[str]) -> Seen:
+    """The latest dispatch of a file window from index `start` on."""
+    return [e for e in tape.since(start) if e.kind == "dispatched" and e.job_id in files][-1]
 
 
-def window_times(tape: Tape, files: set[str]) -> list[float]:
-    """compute_s of the files' long windows so far (a window's progress follows its dispatch)."""
-    times, sizes = [], {}
-    for e in tape.since(0):
-        if e.job_id in files and e.kind == "dispatched":
-            sizes[(e.job_id, e.data["chunk"])] = e.data["audio_s"]
-        elif (
-            e.job_id in files
-            and e.kind == "progress"
-            and sizes.get((e.job_id, e.data["chunk"] - 1), 0) >= LONG_WINDOW_S
-        ):
-            times.append(e.data["compute_s"])
-    return times
+def window_done(tape: Tape, window: Seen, timeout_s: float = 120) -> Seen:
+    """The progress event that commits `window` (progress counts the windows done)."""
+    done = kind("progress", window.job_id, chunk=window.data["chunk"] + 1)
+    return tape.wait(done, tape.after(window), timeout_s, what="the held window's commit")
+
+
+def dictate_over_a_held_window(rig: PushToTalkRig, tape: Tape, pcm: np.ndarray, files: set[str]) -> Dictated:
+    """A dictation whose key press finds a file window in flight, by construction: the
+    window is held in the transcriber (tests/harness.py HeldWindow) until the hold is on; the
+    key stays down until that window is committed, however long this machine takes."""
+    start = tape.mark()
+    with rig.stack.hold_window() as held:
+        held.wait(60)
+        window = last_file_window(tape, start, files)
+
+        def on_press() -> None:
+            tape.wait(kind("hold", state="on"), start, 10, what="the hold")
+            held.release()
+
+        return dictate(
+            rig, tape, pcm, since=start, on_press=on_press, before_release=lambda: window_done(tape, window)
+        )
 
 
 def within(load_s: float, idle_s: float) -> bool:
@@ -294,27 +311,22 @@ def test_under_file_load_a_dictation_is_as_fast_as_when_idle(
     clean_transcript: list[tuple[float, float, str]],
     five_second_clips: list[Clip],
 ) -> None:
-    """Five dictations idle, then the same five while a low-priority file runs, each key press
-    at a random moment inside one of its long windows: the window in flight finishes while the
-    user speaks, no other file window starts until the utterance's job ends, so the release
-    finds the transcriber idle and the latency is the idle one. The file's transcript is
-    unchanged. With audio.drain off (the control) a release finds the transcriber busy."""
+    """Five dictations idle, then the same five while low-priority files run, each key press
+    made while a file window is held in flight: that window finishes while the user speaks,
+    no other file window starts until the utterance's job ends, so the release finds the
+    transcriber idle and the latency is the idle one. The file's transcript is unchanged.
+    With audio.drain off (the control) a file window is held in flight at the release, which
+    finds the transcriber busy."""
     assert not any(
         j["state"] in ("queued", "running") for j in rig.stack.client.call(ListJobs(limit=50))["jobs"]
     )
     idle = [dictate(rig, tape, clip.pcm) for clip in five_second_clips]
     assert all(d.marks["busy_at_key_up"] == 0.0 for d in idle)
 
-    start = tape.mark()
     file_job = rig.stack.submit_file(long_audio, priority=FILE_PRIORITY)
     fillers = [rig.stack.submit_file(filler_path(long_audio), priority=FILE_PRIORITY) for _ in range(2)]
     files = {file_job, *fillers}
-    rng = random.Random(6)
-    loaded = []
-    for clip in five_second_clips:
-        press_inside_a_long_file_window(rig, tape, start, files, rng)
-        loaded.append(dictate(rig, tape, clip.pcm, since=start))
-        start = tape.mark()  # the next press waits for a window dispatched after this utterance
+    loaded = [dictate_over_a_held_window(rig, tape, clip.pcm, files) for clip in five_second_clips]
     for d in loaded:
         assert file_window_in_flight_at_press(d, files), "the key press found no file window running"
         assert windows_during_hold(d) == [], "a file window started while the hold was on"
@@ -335,23 +347,32 @@ def test_under_file_load_a_dictation_is_as_fast_as_when_idle(
     for a, b in zip(idle, loaded, strict=True):  # the same audio: the same words, bar a boundary word
         assert wer(a.text, b.text) <= 0.2, (a.text, b.text)
 
-    # The control: the same presses with the drain off find the transcriber busy.
+    # The control: with the drain off, file windows go on while the user speaks; one is held
+    # in flight at the release, so the release finds the transcriber busy.
     restart_audio(rig, **{"audio.drain": False})
     try:
         control = []
         for clip in five_second_clips[:2]:
-            start = tape.mark()  # without the hold the file runs on while the user speaks: more file
+            start = tape.mark()  # a file to spare: without the hold, file work goes on meanwhile
             fillers.append(rig.stack.submit_file(filler_path(long_audio), priority=FILE_PRIORITY))
-            files.add(fillers[-1])
-            press_inside_a_long_file_window(rig, tape, start, files, rng)
-            control.append(dictate(rig, tape, clip.pcm, since=start))
+            with rig.stack.hold_window() as held:
+                control.append(
+                    dictate(
+                        rig,
+                        tape,
+                        clip.pcm,
+                        since=start,
+                        before_release=lambda held=held: held.wait(60),
+                        after_release=lambda held=held: held.release(),
+                    )
+                )
     finally:
         restart_audio(rig, **{"audio.drain": True})
     assert all(not any(e.kind == "hold" for e in d.events) for d in control)
     busy_without = [d.marks["busy_at_key_up"] for d in control]
     no_drain = [d.latency["release_to_text"] for d in control]
     print(f"without the drain: busy_at_key_up {busy_without}, release_to_text {no_drain}")
-    assert 1.0 in busy_without, "with the drain off the transcriber should have been busy at a release"
+    assert busy_without == [1.0, 1.0], "with the drain off the transcriber is busy at the release"
 
     assert rig.stack.wait_job(file_job, 300)["state"] == "completed"
     got = [(s["start"], s["end"], s["text"]) for s in rig.stack.result(file_job)["segments"]]
@@ -364,7 +385,7 @@ def test_under_file_load_a_dictation_is_as_fast_as_when_idle(
 
 
 def test_a_key_held_past_the_bound_lets_file_work_continue(
-    rig: PushToTalkRig, tape: Tape, busy_file: str, five_second_clips: list[Clip]
+    rig: PushToTalkRig, tape: Tape, running_file: str, five_second_clips: list[Clip]
 ) -> None:
     restart_audio(rig, **{"audio.hold_max_s": HOLD_BOUND_S})
     try:
@@ -375,7 +396,9 @@ def test_a_key_held_past_the_bound_lets_file_work_continue(
         off = tape.wait(
             kind("hold", state="off", hold_id=on.data["hold_id"]), start, HOLD_BOUND_S + 5, what="expiry"
         )
-        resumed = tape.wait(kind("dispatched", busy_file), tape.after(on), 30, what="the file's next window")
+        resumed = tape.wait(
+            kind("dispatched", running_file), tape.after(on), 30, what="the file's next window"
+        )
         up = rig.display.key_up(KEY)
         rig.stack.wait_job(
             tape.wait(kind("queued", source="ptt"), start, 30, what="the utterance").job_id, 60
@@ -391,17 +414,18 @@ def test_a_key_held_past_the_bound_lets_file_work_continue(
 
 
 def test_a_cancelled_recording_releases_the_hold_at_once(
-    rig: PushToTalkRig, tape: Tape, busy_file: str
+    rig: PushToTalkRig, tape: Tape, busy_file: BusyFile
 ) -> None:
     start = tape.mark()
     rig.display.key_down(KEY)
     on = tape.wait(kind("hold", state="on"), start, 5, what="the hold")
-    tape.wait(kind("progress", busy_file), tape.after(on), 30, what="the window in flight to finish")
+    busy_file.window.release()
+    tape.wait(kind("progress", busy_file.job), tape.after(on), 60, what="the window in flight to finish")
     out = rig.stack.cli("ptt", "cancel")
     assert out.returncode == 0, out.stderr
     dropped = tape.wait(kind("dropped", reason="cancelled"), start, 5, what="the cancel")
     off = tape.wait(kind("hold", state="off", hold_id=on.data["hold_id"]), start, 5, what="the release")
-    resumed = tape.wait(kind("dispatched", busy_file), tape.after(on), 5, what="the file's next window")
+    resumed = tape.wait(kind("dispatched", busy_file.job), tape.after(on), 5, what="the file's next window")
     rig.display.key_up(KEY)  # the recording is gone: this stop changes nothing
     print(f"\ncancel: hold off {off.at - dropped.at:+.3f} s, file window {resumed.at - dropped.at:+.3f} s")
     assert off.data["why"] == "released"
@@ -409,20 +433,23 @@ def test_a_cancelled_recording_releases_the_hold_at_once(
 
 
 def test_killing_the_audio_actor_mid_recording_releases_its_hold(
-    rig: PushToTalkRig, tape: Tape, busy_file: str
+    rig: PushToTalkRig, tape: Tape, busy_file: BusyFile
 ) -> None:
     start = tape.mark()
     rig.display.key_down(KEY)
     try:
         on = tape.wait(kind("hold", state="on"), start, 5, what="the hold")
-        tape.wait(kind("progress", busy_file), tape.after(on), 30, what="the window in flight to finish")
+        busy_file.window.release()
+        tape.wait(kind("progress", busy_file.job), tape.after(on), 60, what="the window in flight to finish")
         killed_at = time.time()
         rig.stack.signal("audio", signal.SIGKILL)
         bound = LIVENESS * HEARTBEAT_S + HEARTBEAT_S + 1.0  # missed beats, checked once a beat, margin
         off = tape.wait(
             kind("hold", state="off", hold_id=on.data["hold_id"]), start, bound + 5, what="the release"
         )
-        resumed = tape.wait(kind("dispatched", busy_file), tape.after(on), 10, what="the file's next window")
+        resumed = tape.wait(
+            kind("dispatched", busy_file.job), tape.after(on), 10, what="the file's next window"
+        )
     finally:
         rig.display.key_up(KEY)
         rig.restart("audio")
@@ -433,21 +460,23 @@ def test_killing_the_audio_actor_mid_recording_releases_its_hold(
 
 
 def test_ptt_start_from_a_shell_takes_the_hold_too(
-    rig: PushToTalkRig, tape: Tape, busy_file: str, five_second_clips: list[Clip]
+    rig: PushToTalkRig, tape: Tape, busy_file: BusyFile, five_second_clips: list[Clip]
 ) -> None:
     start = tape.mark()
     marker = rig.mark_clipboard()
     assert rig.stack.cli("ptt", "start").returncode == 0
     on = tape.wait(kind("hold", state="on"), start, 5, what="the hold")
+    busy_file.window.release()
     recording = tape.wait(kind("recording", state="started"), start, 5, what="the recording")
     assert recording.data["origin"] == "cli" and recording.data["utterance"] == on.data["hold_id"]
     rig.mic.play(five_second_clips[1].pcm)
-    rig.mic.wait_played()  # about 5 s: the window in flight at the start finishes meanwhile
+    rig.mic.wait_played()
+    tape.wait(kind("progress", busy_file.job), tape.after(on), 60, what="the window in flight to finish")
     assert rig.stack.cli("ptt", "stop").returncode == 0
     poll(lambda: rig.display.clipboard() != marker, 30, what="the text")
     off = tape.wait(kind("hold", state="off", hold_id=on.data["hold_id"]), start, 30, what="the hold's end")
     completed = tape.wait(kind("completed", off.job_id), start, 5, what="the utterance's job")
-    resumed = tape.wait(kind("dispatched", busy_file), tape.after(completed), 10, what="file work")
+    resumed = tape.wait(kind("dispatched", busy_file.job), tape.after(completed), 10, what="file work")
     assert off.data["why"] == "job_ended" and completed.data["source"] == "ptt"
     during = [e for e in tape.since(start) if on.at <= e.at <= completed.at and e.kind == "dispatched"]
     assert all(e.job_id == off.job_id for e in during), "only the utterance's windows ran during the hold"

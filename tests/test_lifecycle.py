@@ -31,7 +31,7 @@ from actors import logview
 from actors.config import Config
 from actors.runner import ACTORS
 from actors.supervise import SOCKET_NAME, default_conf, environment
-from tests.harness import REPO, Stack, poll
+from tests.harness import REPO, Stack, as_in_a_terminal, poll
 from tests.rig import Display, Microphone, need_binaries
 from tests.supervised import DOWN_TIMEOUT_S, alive, background, headless, our_processes, sockets
 
@@ -171,6 +171,7 @@ def test_restart_gives_a_new_pid_and_logs_follow_it() -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=as_in_a_terminal,
         )
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=pump, args=(follow.stdout, lines), daemon=True).start()

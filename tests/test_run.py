@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from actors.runner import ACTORS
-from tests.harness import REPO, Stack, poll
+from tests.harness import REPO, Stack, as_in_a_terminal, poll
 
 
 def children(pid: int) -> list[int]:
@@ -36,6 +36,7 @@ def start_run(stack: Stack) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
 
 

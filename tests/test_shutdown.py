@@ -66,9 +66,10 @@ def test_a_stopping_transcriber_finishes_its_window(long_audio: Path, clean_tran
         s.start()
         s.wait_ready()
         sub = s.subscribe(b"")
-        job = s.submit_file(long_audio, priority="low")
-        wait_for(sub, is_dispatch(job, 1), 120)
-        s.procs["transcriber"].send_signal(signal.SIGTERM)
+        with s.hold_window(chunk=1) as held:
+            job = s.submit_file(long_audio, priority="low")
+            held.wait()  # window 1 is in the transcriber's hands, not decoded yet
+            s.procs["transcriber"].send_signal(signal.SIGTERM)  # acted on once continued
         seen: list[Any] = []
         wait_for(sub, lambda e: e.kind == "progress" and e.job_id == job and e.data["chunk"] == 2, 60, seen)
         assert s.procs["transcriber"].wait(timeout=30) == 0
@@ -89,10 +90,11 @@ def test_a_stopping_scheduler_commits_the_window_in_flight(
     with Stack() as s:
         s.start()
         s.wait_ready()
-        sub = s.subscribe(b"job.")
-        job = s.submit_file(long_audio, priority="low")
-        wait_for(sub, is_dispatch(job, 1), 120)
-        s.procs["scheduler"].send_signal(signal.SIGTERM)
+        with s.hold_window(chunk=1) as held:
+            job = s.submit_file(long_audio, priority="low")
+            held.wait()
+            s.procs["scheduler"].send_signal(signal.SIGTERM)
+            poll(lambda: s.log_events("scheduler", "stop_requested"), 30, what="the scheduler to be stopping")
         assert s.procs["scheduler"].wait(timeout=30) == 0
         assert committed(s, job) == 2, "the window in flight at SIGTERM was committed before exit"
         assert not (s.cfg.runtime_dir / "control").exists(), "socket files are removed"
@@ -111,11 +113,13 @@ def test_abandon_redispatches_at_once_and_counts_no_attempt(
         s.wait_ready()
         poll(lambda: len(s.client.call(Stats())["workers"]) == 3, 30, what="both transcribers")
         sub = s.subscribe(b"job.")
-        job = s.submit_file(long_audio, priority="low")
-        first = wait_for(sub, is_dispatch(job, 1), 120)
-        victim = next(n for n, p in s.procs.items() if p.pid == pid_of(first.data["worker"]))
-        stopped_at = time.monotonic()
-        s.procs[victim].send_signal(signal.SIGTERM)
+        with s.hold_window(chunk=1) as held:
+            job = s.submit_file(long_audio, priority="low")
+            first = wait_for(sub, is_dispatch(job, 1), 120)
+            assert held.wait() == pid_of(first.data["worker"])
+            victim = next(n for n, p in s.procs.items() if p.pid == held.pid)
+            s.procs[victim].send_signal(signal.SIGTERM)  # pending until the SIGCONT
+            stopped_at = time.monotonic()
         again = wait_for(sub, is_dispatch(job, 1), 30)
         redispatch_s = time.monotonic() - stopped_at
         assert pid_of(again.data["worker"]) != s.procs[victim].pid
@@ -130,13 +134,14 @@ def test_an_abandoning_scheduler_stops_at_once(long_audio: Path, clean_transcrip
     with Stack(settings={"scheduler.on_stop": "abandon"}) as s:
         s.start()
         s.wait_ready()
-        sub = s.subscribe(b"job.")
-        job = s.submit_file(long_audio, priority="low")
-        wait_for(sub, is_dispatch(job, 1), 120)
-        stopped_at = time.monotonic()
-        s.procs["scheduler"].send_signal(signal.SIGTERM)
-        assert s.procs["scheduler"].wait(timeout=10) == 0
-        assert time.monotonic() - stopped_at < 1.5
+        with s.hold_window(chunk=1) as held:
+            job = s.submit_file(long_audio, priority="low")
+            held.wait()
+            stopped_at = time.monotonic()
+            s.procs["scheduler"].send_signal(signal.SIGTERM)
+            assert s.procs["scheduler"].wait(timeout=10) == 0
+            stop_s = time.monotonic() - stopped_at
+        assert stop_s < 1.5, f"it waits for no window ({stop_s:.2f} s)"
         assert committed(s, job) == 1, "the window in flight was abandoned, not committed"
         s.start("scheduler")
         assert s.wait_job(job, 120)["state"] == "completed"
@@ -219,11 +224,11 @@ def test_warden_kills_a_stopped_transcriber_and_its_window_moves_on(
         s.start("scheduler", "ingest", "transcriber", "warden")
         s.wait_ready(roles=("ingest", "transcriber", "warden"))
         sub = s.subscribe(b"")
+        held = s.hold_window(chunk=1)  # the transcriber stops itself holding window 1: hung
         job = s.submit_file(long_audio, priority="low")
-        wait_for(sub, is_dispatch(job, 1), 120)
+        held.wait()
         hung = s.procs["transcriber"]
         stopped_at = time.monotonic()
-        hung.send_signal(signal.SIGSTOP)
         seen: list[Any] = []
         killed = wait_for(sub, lambda e: e.kind == "killed", 15, seen)
         detected_s = time.monotonic() - stopped_at

@@ -78,9 +78,11 @@ def test_high_priority_runs_before_the_files_next_chunk(
 ) -> None:
     wav, text = utterance
     sub = stack.subscribe()
-    file_job = stack.submit_file(long_audio, priority="low")
-    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == file_job for e in ev), 60)
-    say_job = stack.submit_audio(pcm16(wav), priority="high")
+    with stack.hold_window() as held:  # the file's first window stays in flight meanwhile
+        file_job = stack.submit_file(long_audio, priority="low")
+        held.wait()
+        collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == file_job for e in ev), 60)
+        say_job = stack.submit_audio(pcm16(wav), priority="high")  # queued when this returns
     events = collect_events(
         sub,
         lambda ev: (
@@ -161,9 +163,9 @@ def test_scheduler_sigkill_resumes_from_first_uncommitted_chunk(
 
 
 def test_transcriber_sigkill_mid_chunk(stack: Stack, long_audio: Path, clean_transcript) -> None:
-    sub = stack.subscribe()
+    held = stack.hold_window(chunk=1)
     job = stack.submit_file(long_audio, priority="low")
-    collect_events(sub, lambda ev: sum(e.kind == "dispatched" and e.job_id == job for e in ev) >= 2, 60)
+    held.wait()
     stack.signal("transcriber", signal.SIGKILL)  # chunk 1 is in flight
     stack.start("transcriber")
     assert stack.wait_job(job)["state"] == "completed"

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -209,7 +210,10 @@ def test_say_during_a_batch_comes_back_within_one_window(
     reply = json.loads(said.stdout)
     assert reply["text"].strip(" .").lower() == sentence.strip(" .").lower()
     windows = [c for c, _ in stack_chunk_timings(stack)]
-    assert reply["latency_s"] <= 1.0 + max(windows) + 0.5, (reply["latency_s"], max(windows))
+    own = job_compute_s(stack, reply["job"]["id"])
+    # at most the window in flight, then its own window, plus 0.5 s of round trips
+    bound = max(windows) + own + 0.5
+    assert reply["latency_s"] <= bound, (reply["latency_s"], max(windows), own)
     assert any(j["state"] != "completed" for j in watcher_jobs(stack)), "the batch was still running"
 
 
@@ -223,16 +227,25 @@ def stack_chunk_timings(stack: Stack) -> list[tuple[float, float]]:
         store.close()
 
 
+def job_compute_s(stack: Stack, job_id: str) -> float:
+    """The model time of a job's windows, from the store."""
+    with sqlite3.connect(stack.cfg.store_path) as db:
+        return float(db.execute("SELECT SUM(compute_s) FROM chunks WHERE job_id=?", (job_id,)).fetchone()[0])
+
+
 def test_an_idle_watcher_exports_as_soon_as_the_job_completes(
     watched: tuple[Stack, Path], tmp_path: Path
 ) -> None:
-    """Completion comes through the events, not the 5 s safety poll."""
-    _, folder = watched
+    """Completion comes through the events, not the 5 s safety poll: the transcript is
+    written within 1 s of the job's completion, however long the model took."""
+    stack, folder = watched
     wav = espeak_wav("Open the door.", tmp_path / "door.wav")
-    started = time.monotonic()
     drop_by_rename(wav, folder / "inbox", "door.wav")
-    poll(lambda: (folder / "out" / "door.txt").exists(), 60, interval_s=0.01, what="the transcript")
-    assert time.monotonic() - started < 3.0
+    exported = folder / "out" / "door.txt"
+    poll(exported.exists, 120, interval_s=0.01, what="the transcript")
+    job = next(j for j in watcher_jobs(stack) if j["label"] == "door.wav")
+    delay_s = exported.stat().st_mtime - job["finished"]
+    assert 0 <= delay_s < 1.0, f"exported {delay_s:.2f} s after the job completed"
 
 
 def test_files_present_at_start_go_in_name_order_and_names_never_collide(
