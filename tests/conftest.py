@@ -1,5 +1,11 @@
 """Shared fixtures: speech files (espeak-ng for plumbing, ../shared/data for real speech),
-stacks of real actor processes in private temp dirs, and the push-to-talk rig."""
+stacks of real actor processes in private temp dirs, and the push-to-talk rig; the test tiers.
+
+Tiers (README, "Tests"): a test that starts actor processes is marked `stack`, one that loads
+the Whisper model in the test process `model`; every other test is marked `unit` here, and
+while a unit test runs (fixtures included) starting an actor process or loading the model
+raises UnitTierViolation, so `pytest -m unit` is guaranteed to need neither.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import tiers
 from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav, transcript
 from tests.pttdriver import PushToTalkRig
 from tests.rig import need_binaries
@@ -107,3 +114,23 @@ def rig() -> Iterator[PushToTalkRig]:
         yield r.start()
     finally:
         r.close()
+
+
+# --- tiers ------------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tiers.install_guards()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in tiers.HEAVY):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """The guard is on for the whole of a unit test: setup (fixtures), call and teardown."""
+    with tiers.guarded(item.get_closest_marker("unit") is not None, item.nodeid):
+        yield

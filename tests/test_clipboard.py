@@ -20,6 +20,8 @@ import pytest
 from actors.clipboard import Clipboard, ClipboardError, Typist
 from tests.keylistener import KeyListener
 
+pytestmark = pytest.mark.rig
+
 TEXT = "naïve café — 東京"
 START_TIMEOUT_S = 10.0
 X_TOOLS = ("xclip", "xsel")

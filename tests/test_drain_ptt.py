@@ -33,7 +33,7 @@ from tests.pttdriver import KEY, PushToTalkRig, Step
 from tests.replay import bare_same_options, manifest_clips, replay, stack_model
 from tests.rig import load_pcm, need_binaries, speech_pcm
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.rig]
 
 RATE = 16000
 POSTROLL_S = 0.2  # audio.postroll_ms, the default

@@ -220,6 +220,7 @@ def test_up_and_down_leave_a_foreground_stack_alone() -> None:
         assert not (stack.cfg.runtime_dir / SOCKET_NAME).exists()
 
 
+@pytest.mark.stack
 def test_nothing_running() -> None:
     with background(env=headless()) as stack:
         status = stack.cli("status")

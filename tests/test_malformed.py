@@ -17,6 +17,8 @@ from protocol.control import Ping, Reply, Stats, SubmitAudio
 from protocol.work import Heartbeat
 from tests.harness import Stack
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[Stack]:

@@ -162,6 +162,7 @@ def test_collector_says_down_and_why(tmp_path: Path) -> None:
         assert "no reply to stats" in error
     finally:
         sock.close()
+        Path(cfg.endpoint("control").removeprefix("ipc://")).unlink(missing_ok=True)
 
 
 def test_collector_says_down_on_a_reply_it_cannot_read(tmp_path: Path) -> None:
@@ -291,6 +292,7 @@ def test_scrape_latency_on_an_idle_stack(metrics_stack: tuple[Stack, int]) -> No
     assert median < 0.5
 
 
+@pytest.mark.stack
 def test_no_listener_by_default() -> None:
     with Stack() as stack:
         stack.start("scheduler")
@@ -300,6 +302,7 @@ def test_no_listener_by_default() -> None:
         assert not stack.log_events("scheduler", "metrics_bind_failed")
 
 
+@pytest.mark.stack
 def test_port_in_use_is_logged_and_the_scheduler_serves_on() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -11,6 +11,8 @@ import pytest
 from actors.audiofile import decode_to_array
 from actors.model import HOP_SAMPLES, WhisperBackend
 
+pytestmark = pytest.mark.model
+
 WINDOW = 30 * 16000
 OPTIONS = {"language": "en", "beam_size": 5}
 

@@ -21,6 +21,8 @@ from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.rig import Display, load_pcm, speech_pcm
 
+pytestmark = [pytest.mark.stack, pytest.mark.rig]
+
 SENTENCE = "We will meet again next week."
 PLEASE = "Please open the settings menu."
 LONGER = "Please open the settings menu and select the audio tab."

@@ -14,6 +14,8 @@ from protocol.control import Ping
 from tests.harness import Stack
 from tests.pttdriver import ALL_ACTORS, MEMBERS
 
+pytestmark = pytest.mark.stack
+
 
 def headless(stack: Stack) -> Stack:
     for name in ("DISPLAY", "WAYLAND_DISPLAY"):

@@ -32,6 +32,8 @@ from tests.rig import (
     speech_pcm,
 )
 
+pytestmark = pytest.mark.rig
+
 __all__ = ["display", "display_autorepeat", "microphone", "microphone_only"]  # fixtures used here
 
 # Records the default input device into argv[1] (raw int16) and logs "frames time" per callback into

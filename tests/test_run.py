@@ -13,6 +13,8 @@ import pytest
 from actors.runner import ACTORS
 from tests.harness import REPO, Stack, as_in_a_terminal, poll
 
+pytestmark = pytest.mark.stack
+
 
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)

@@ -16,8 +16,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.bench.core import wer
 from tests.replay import bare_same_options, long_utterance, recorded, replay, stack_model
+
+pytestmark = pytest.mark.model
 
 DICTATIONS = 40
 SIZE_S = 90.0

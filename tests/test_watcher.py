@@ -20,6 +20,8 @@ from tests.harness import Stack, collect_events, espeak_wav, poll
 from tests.media import every_format, with_sox
 from tests.rig import speech_pcm
 
+pytestmark = pytest.mark.stack
+
 SETTLE_S = 1.0
 
 
