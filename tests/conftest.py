@@ -123,10 +123,13 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.install_guards()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    accuracy_selected = "accuracy" in (config.option.markexpr or "")
     for item in items:
         if not any(item.get_closest_marker(name) for name in tiers.HEAVY):
             item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("accuracy") and not accuracy_selected:
+            item.add_marker(pytest.mark.skip(reason=tiers.ACCURACY_SKIP))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -21,7 +21,7 @@ import pytest
 from tests.bench.core import wer
 from tests.replay import bare_same_options, long_utterance, recorded, replay, stack_model
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.accuracy]
 
 DICTATIONS = 40
 SIZE_S = 90.0

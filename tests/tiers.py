@@ -17,6 +17,11 @@ from typing import Any
 HEAVY = ("stack", "model", "rig")
 """Markers of the tiers that need more than Python: actor processes, the model, the rig."""
 
+ACCURACY_SKIP = (
+    "accuracy replays take minutes (the 40-dictation streaming replay about 6): they run in "
+    "their own tier, `pytest -m accuracy`, which .ci/run runs after the suite"
+)
+
 GUARDED_PROGRAMS = ("sottovoce", "supervisord", "Xvfb", "pulseaudio", "weston")
 """Programs only the heavy tiers start: the CLI, the supervisor, the rig's servers."""
 
