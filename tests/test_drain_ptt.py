@@ -9,6 +9,7 @@ one all actors share), so the tests can say what happened between a hold going o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import signal
@@ -355,15 +356,19 @@ def test_under_file_load_a_dictation_is_as_fast_as_when_idle(
         for clip in five_second_clips[:2]:
             start = tape.mark()  # a file to spare: without the hold, file work goes on meanwhile
             fillers.append(rig.stack.submit_file(filler_path(long_audio), priority=FILE_PRIORITY))
-            with rig.stack.hold_window() as held:
+            with contextlib.ExitStack() as held:
+
+                def hold_the_next_window(held: contextlib.ExitStack = held) -> None:
+                    held.enter_context(rig.stack.hold_window()).wait(60)  # while the user speaks
+
                 control.append(
                     dictate(
                         rig,
                         tape,
                         clip.pcm,
                         since=start,
-                        before_release=lambda held=held: held.wait(60),
-                        after_release=lambda held=held: held.release(),
+                        before_release=hold_the_next_window,
+                        after_release=held.close,  # SIGCONT right after the release
                     )
                 )
     finally:

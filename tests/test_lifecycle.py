@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,15 @@ def actors_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def pump(stream: Any, lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
+
+
+def drain(lines: queue.Queue[str], into: list[str]) -> list[str]:
+    """Move what the pump has read so far into `into`; returns `into`."""
+    while True:
+        try:
+            into.append(lines.get_nowait())
+        except queue.Empty:
+            return into
 
 
 def supervisord_pid(stack: Stack) -> int:
@@ -175,16 +183,27 @@ def test_restart_gives_a_new_pid_and_logs_follow_it() -> None:
         )
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=pump, args=(follow.stdout, lines), daemon=True).start()
+        seen: list[str] = []
         try:
-            lines.get(timeout=30)  # the one old line: it follows now
+            seen.append(lines.get(timeout=30))  # the one old line: it follows now
             pid = cli_json(stack, "restart", "deliver")["restarted"]["deliver"]
-            deadline = time.monotonic() + 30
-            seen = ""
-            while not ("worker_ready" in seen and "deliver@" in seen and f":{pid} " in seen):
-                seen = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                poll(
+                    lambda: any(
+                        "worker_ready" in line and "deliver@" in line and f":{pid} " in line
+                        for line in drain(lines, seen)
+                    ),
+                    30,
+                )
+            except TimeoutError:
+                pytest.fail(f"logs -f never showed deliver {pid} registering; its last lines: {seen[-15:]}")
         finally:
             follow.send_signal(signal.SIGINT)  # Ctrl+C
-            follow.wait(timeout=10)
+            try:
+                follow.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                follow.kill()
+                pytest.fail(f"logs -f still ran 10 s after SIGINT; it printed {len(seen)} lines")
         assert follow.returncode == 0, follow.stderr.read() if follow.stderr else ""
 
 
