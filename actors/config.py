@@ -41,7 +41,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "threads": 0,  # CPU threads; 0: CTranslate2's default
         "seed": 0,  # reset before every chunk so temperature fallback is repeatable
         "allow_download": False,  # let faster-whisper fetch a named model from its hub
-        "pause_file": "",  # tests only: hold a window in flight (actors/pausepoint.py)
     },
     "ingest": {
         "max_chunk_s": 30.0,
@@ -109,6 +108,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "history": {  # push-to-talk history in the store
         "retention_days": 30.0,  # older entries are deleted; 0 keeps them forever
         "max_entries": 10000,  # 0: no limit
+    },
+    "testing": {  # fault injection for the test suite; users leave it alone
+        "pause_file": "",  # arms the pause points (actors/pausepoint.py); empty: off
     },
     "log": {
         "level": "info",

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from actors import entry
+from actors import entry, pausepoint
 from actors.audiofile import SAMPLE_RATE, DecodeFailure, PcmFile, decode_to_file
 from actors.chunking import PlanOptions, plan_spans
 from actors.config import Config
@@ -41,6 +41,7 @@ class Ingest(Worker):
             vad_block_s=cfg.get("ingest.vad_block_s"),
         )
         self.min_samples = int(cfg.get("ingest.min_duration_s") * SAMPLE_RATE)
+        self.pause_file = str(cfg.get("testing.pause_file"))
 
     def failure(self, record: Record, reason: str) -> Record:
         assert isinstance(record, Decode)
@@ -79,7 +80,9 @@ class Ingest(Worker):
         pcm = PcmFile(record.cache_path)
         mel_max = mel_reference(pcm)  # before any window may run: every window uses it
         spans = 0
-        for first, update in plan_spans(pcm, self.plan_options):
+        for batch, (first, update) in enumerate(plan_spans(pcm, self.plan_options)):
+            if batch:
+                pausepoint.maybe_pause(self.pause_file, "plan", job, batch, self.log)
             spans = first + len(update)
             if spans > record.first_index:  # earlier spans are stored for good already
                 skip = max(0, record.first_index - first)

@@ -1,15 +1,17 @@
-"""The transcriber's test pause point: hold a window in flight for as long as a test needs.
+"""Test pause points: hold a window (or a plan) in flight for as long as a test needs.
 
-Off unless `transcriber.pause_file` names a path (tests set it; users never need it). When a
-window arrives and that file exists, and the `key=value` filters in it match the window
-(`job=ID`, `chunk=N`; none: any window), the transcriber claims the file by renaming it to
-`PATH.held.PID`, logs `paused_for_test` and stops itself with SIGSTOP before decoding. The
-test does what it came to do with the window in flight (a SIGTERM, a key press, a kill) and
-sends SIGCONT; from there on it is the transcriber's real code path. A file is claimed once,
-by one process, so a window re-dispatched elsewhere is not held again.
+Off unless `testing.pause_file` names a path (tests set it; users never need it). Two points
+look at that file: the transcriber on receiving a window (`at=window`, the index is the
+window's) and ingest before sending each batch of a job's speech spans after the first
+(`at=plan`, the index counts batches from 0). When the file exists and its `key=value` lines
+match (`at`, `job=ID`, `index=N`; an absent key matches anything, `at` defaults to window),
+the actor claims the file by renaming it to `PATH.held.PID`, logs `paused_for_test` and stops
+itself with SIGSTOP. The test does what it came to do with the work in flight (a SIGTERM, a
+key press, a kill) and sends SIGCONT; from there on it is the actor's real code path. A file
+is claimed once, by one process, so work re-dispatched elsewhere is not held again.
 
 A stopped process sends no heartbeats: a hold longer than the scheduler's liveness
-(3 x 1 s by default) makes the scheduler declare the transcriber lost, which is what a test of
+(3 x 1 s by default) makes the scheduler declare the actor lost, which is what a test of
 that wants and what every other test must avoid.
 """
 
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
+
+POINTS = ("window", "plan")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -27,17 +32,21 @@ def parse(text: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def matches(filters: dict[str, str], job_id: str, chunk: int) -> bool:
-    return filters.get("job", job_id) == job_id and filters.get("chunk", str(chunk)) == str(chunk)
+def matches(filters: dict[str, str], at: str, job_id: str, index: int) -> bool:
+    return (
+        filters.get("at", "window") == at
+        and filters.get("job", job_id) == job_id
+        and filters.get("index", str(index)) == str(index)
+    )
 
 
 def held_path(armed: Path, pid: int) -> Path:
     return armed.with_name(f"{armed.name}.held.{pid}")
 
 
-def maybe_pause(armed: str, job_id: str, chunk: int, log: Any) -> bool:
-    """Stop this process if `armed` exists and matches the window; True if it did (and has
-    been continued since)."""
+def maybe_pause(armed: str, at: str, job_id: str, index: int, log: Any) -> bool:
+    """Stop this process if `armed` exists and matches; True if it did (and has been
+    continued since)."""
     if not armed:
         return False
     path = Path(armed)
@@ -45,13 +54,15 @@ def maybe_pause(armed: str, job_id: str, chunk: int, log: Any) -> bool:
         filters = parse(path.read_text())
     except FileNotFoundError:
         return False
-    if not matches(filters, job_id, chunk):
+    if not matches(filters, at, job_id, index):
         return False
     try:
         path.rename(held_path(path, os.getpid()))
-    except FileNotFoundError:  # another transcriber claimed it first
+    except FileNotFoundError:  # another process claimed it first
         return False
-    log.warning("paused_for_test", job=job_id, chunk=chunk, pause_file=armed)
-    os.kill(os.getpid(), signal.SIGSTOP)
-    log.info("continued_after_test_pause", job=job_id, chunk=chunk)
+    log.warning("paused_for_test", at=at, job=job_id, index=index, pause_file=armed)
+    # At this thread, not the process: a process-directed SIGSTOP stops the other threads
+    # soon, but lets this one run on for a while; a thread-directed one stops it here.
+    signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
+    log.info("continued_after_test_pause", at=at, job=job_id, index=index)
     return True

@@ -32,7 +32,7 @@ class Transcriber(Worker):
         super().__init__(cfg, log)
         self.backend = backend
         self.load_error = ""
-        self.pause_file = str(cfg.get("transcriber.pause_file"))
+        self.pause_file = str(cfg.get("testing.pause_file"))
 
     def load(self) -> None:
         try:
@@ -77,7 +77,7 @@ class Transcriber(Worker):
         conditioning = bool(options.get("condition_on_previous_text"))
         prompt = record.context if (conditioning and record.context) else options.get("initial_prompt")
         self.log.info("chunk_start", job=record.job_id, chunk=record.index)
-        pausepoint.maybe_pause(self.pause_file, record.job_id, record.index, self.log)
+        pausepoint.maybe_pause(self.pause_file, "window", record.job_id, record.index, self.log)
         try:
             out = self.backend.transcribe(
                 audio, record.start / record.sample_rate, options, prompt, mel_max=record.mel_max

@@ -30,7 +30,7 @@ LONG_FLAC = SPEECH / "long" / "ljspeech_LJ001_0001-0032_consecutive.flac"
 FINAL = ("completed", "failed", "cancelled")
 ACTORS = ("scheduler", "ingest", "transcriber")
 PAUSE_FILE = "pause-window"
-"""Where a test arms the transcriber's pause point (actors/pausepoint.py), in the stack's root."""
+"""Where a test arms the actors' pause points (actors/pausepoint.py), in the stack's root."""
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class Stack:
             "SOTTOVOCE_CONFIG": str(self.root / "config.toml"),
             "SOTTOVOCE_PATHS_RUNTIME_DIR": str(self.root / "run"),
             "SOTTOVOCE_PATHS_DATA_DIR": str(self.root / "data"),
-            "SOTTOVOCE_TRANSCRIBER_PAUSE_FILE": str(self.root / PAUSE_FILE),
+            "SOTTOVOCE_TESTING_PAUSE_FILE": str(self.root / PAUSE_FILE),
             "PYTHONUNBUFFERED": "1",
         }
         for name, value in (settings or {}).items():
@@ -125,7 +125,12 @@ class Stack:
     def hold_window(self, job: str | None = None, chunk: int | None = None) -> HeldWindow:
         """Arm the transcribers' pause point: the next window that matches (any, or of `job`,
         or with index `chunk`) is held in flight, its transcriber stopped, until released."""
-        return HeldWindow(self.root / PAUSE_FILE, job, chunk)
+        return HeldWindow(self.root / PAUSE_FILE, "window", job, chunk)
+
+    def hold_planning(self, job: str | None = None, batch: int = 1) -> HeldWindow:
+        """Arm ingest's pause point: planning stops before it sends batch `batch` of a job's
+        speech spans (the earlier ones are with the scheduler), until released."""
+        return HeldWindow(self.root / PAUSE_FILE, "plan", job, batch)
 
     def output(self, name: str) -> str:
         path = self.root / f"{name}.out"
@@ -228,20 +233,20 @@ class Stack:
 
 
 class HeldWindow:
-    """A window held in flight by the transcriber's pause point: `wait()` until a transcriber
-    has received it and stopped, do what the test is about, then `release()` (SIGCONT).
-    As a context manager it releases (or disarms) on the way out."""
+    """Work held in flight by a pause point (a window in a transcriber, or planning in
+    ingest): `wait()` until an actor has reached it and stopped, do what the test is about,
+    then `release()` (SIGCONT). As a context manager it releases (or disarms) on the way out."""
 
-    def __init__(self, armed: Path, job: str | None, chunk: int | None) -> None:
+    def __init__(self, armed: Path, at: str, job: str | None, index: int | None) -> None:
         self.armed = armed
         self.pid: int | None = None
-        filters = {k: v for k, v in (("job", job), ("chunk", chunk)) if v is not None}
+        filters = {k: v for k, v in (("at", at), ("job", job), ("index", index)) if v is not None}
         staged = armed.with_name(armed.name + ".new")
         staged.write_text("".join(f"{k}={v}\n" for k, v in filters.items()))
         staged.rename(armed)  # a transcriber never reads a half-written file
 
     def wait(self, timeout_s: float = 120.0) -> int:
-        """The pid of the transcriber holding the window, once it is stopped."""
+        """The pid of the actor holding the work, once it is stopped."""
         from actors import procinfo
 
         def held() -> int | None:
@@ -251,7 +256,7 @@ class HeldWindow:
             pid = int(claimed[0].name.rpartition(".")[2])
             return pid if procinfo.state_of(pid) == "T" else None
 
-        self.pid = poll(held, timeout_s, interval_s=0.005, what="a transcriber to hold the window")
+        self.pid = poll(held, timeout_s, interval_s=0.005, what="an actor to hold the work")
         return self.pid
 
     def release(self) -> None:

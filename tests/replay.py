@@ -141,17 +141,19 @@ def replay(backend: Any, pcm: np.ndarray, stream: bool = True) -> Replayed:
 
 def bare_same_options(pcm: np.ndarray) -> str:
     """Bare faster-whisper on the whole recording at once (the embedded model, cpu int8), with
-    the stack's default job options: beam 5, no conditioning on the previous text."""
+    the stack's job options as configured (by default beam 5, no conditioning on the previous
+    text; SOTTOVOCE_DEFAULTS_* change both sides alike)."""
     from faster_whisper import WhisperModel
 
+    from actors.config import Config
     from actors.model import embedded_model_path
 
     model = WhisperModel(embedded_model_path(), device="cpu", compute_type="int8")
-    options = DEFAULTS["defaults"]
+    cfg = Config.load()
     segments, _ = model.transcribe(
         pcm.astype(np.float32) / 32768,
         language="en",
-        beam_size=int(options["beam_size"]),
-        condition_on_previous_text=bool(options["condition_on_previous_text"]),
+        beam_size=int(cfg.get("defaults.beam_size")),
+        condition_on_previous_text=bool(cfg.get("defaults.condition_on_previous_text")),
     )
     return " ".join(s.text.strip() for s in segments if s.text.strip())

@@ -173,24 +173,28 @@ def test_transcriber_sigkill_mid_chunk(stack: Stack, long_audio: Path, clean_tra
 
 
 def test_ingest_sigkill_while_planning(stack: Stack, long_audio: Path, tmp_path: Path) -> None:
-    # speech, 15 minutes of silence, speech: VAD takes over a second, transcription does not
-    silence = tmp_path / "silence.flac"
+    # 30 s of speech, 5 minutes of silence, the speech again: planned in 120 s VAD blocks, the
+    # second copy's spans in a later batch than the first's; ingest is held before that batch
+    speech, silence = tmp_path / "speech.flac", tmp_path / "silence.flac"
+    subprocess.run(["sox", str(long_audio), str(speech), "trim", "0", "30"], check=True)
     subprocess.run(
-        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "900"], check=True
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "300"], check=True
     )
     padded = tmp_path / "padded.flac"
-    subprocess.run(["sox", str(long_audio), str(silence), str(long_audio), str(padded)], check=True)
+    subprocess.run(["sox", str(speech), str(silence), str(speech), str(padded)], check=True)
     sub = stack.subscribe()
-    job = stack.submit_file(padded, priority="low")
-    collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == job for e in ev), 60)
-    assert not stack.job(job)["plan_final"], "planning ended before the kill: nothing tested"
-    stack.signal("ingest", signal.SIGKILL)
+    with stack.hold_planning(batch=1) as held:
+        job = stack.submit_file(padded, priority="low")
+        held.wait()
+        collect_events(sub, lambda ev: any(e.kind == "dispatched" and e.job_id == job for e in ev), 60)
+        assert not stack.job(job)["plan_final"], "ingest is held mid-planning"
+        stack.signal("ingest", signal.SIGKILL)
     stack.start("ingest")
     final = stack.wait_job(job, timeout_s=300)
     assert final["state"] == "completed", final["error"]
     segments = stack.result(job)["segments"]
-    assert segments[-1]["end"] > 990 * 0.95  # the second copy too, planned by the new ingest
-    assert not [s for s in segments if 95 < s["start"] < 985]  # the silence was skipped
+    assert segments[-1]["end"] > 360 * 0.95  # the second copy too, planned by the new ingest
+    assert not [s for s in segments if 35 < s["start"] < 325]  # the silence was skipped
     starts = [s["start"] for s in segments]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)  # nothing planned twice
     assert len(stack.log_events("ingest", "decoded")) == 1  # decoded once, re-planned from the cache
