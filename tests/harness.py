@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 
 from actors.client import Client, ClientError, read_events
 from actors.config import Config
-from protocol.control import FetchResult, JobOptions, JobStatus, Ping, SubmitAudio, SubmitFile
+from protocol import ProtocolError, decode
+from protocol.control import FetchResult, JobOptions, JobStatus, Ping, Report, SubmitAudio, SubmitFile
+from protocol.events import Event
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SOTTOVOCE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -228,8 +230,36 @@ class Stack:
             check=False,
         )
 
-    def subscribe(self, prefix: bytes = b"job.") -> Any:
-        return self.client.subscribe(prefix)
+    def subscribe(self, prefix: bytes = b"job.", timeout_s: float = 10.0) -> Any:
+        """A SUB socket that is known to be live: ZeroMQ registers a subscription with the
+        publisher a little after connect (the slow joiner), and events published meanwhile
+        are dropped; a test that stops the scheduler right after subscribing would lose the
+        first events after it resumes. So a probe event is reported until it arrives; the
+        probe's own topic is then unsubscribed (subscriptions are applied in order)."""
+        import zmq
+
+        sub = self.client.subscribe(prefix)
+        probe_topic = b"watch.file_seen"
+        probe = {"path": f"subscription-probe-{os.urandom(4).hex()}"}
+        sub.setsockopt(zmq.SUBSCRIBE, probe_topic)
+
+        def heard() -> bool:
+            try:
+                self.client.call(Report(kind="file_seen", data=probe), timeout_s=1.0)
+            except ClientError:
+                return False
+            while sub.poll(50):  # up to the probe only: what follows it is the test's
+                try:
+                    _, record = decode(sub.recv_multipart()[-1])
+                except ProtocolError:
+                    continue
+                if isinstance(record, Event) and record.kind == "file_seen" and record.data == probe:
+                    return True
+            return False
+
+        poll(heard, timeout_s, interval_s=0.0, what="the subscription to be live")
+        sub.setsockopt(zmq.UNSUBSCRIBE, probe_topic)
+        return sub
 
 
 class HeldWindow:
