@@ -313,6 +313,15 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def window_compute_s(stack: Stack, job_id: str) -> list[float]:
+    """The model time of each committed window of a job, in order (from the store)."""
+    import sqlite3
+
+    with sqlite3.connect(stack.cfg.store_path) as db:
+        rows = db.execute("SELECT compute_s FROM chunks WHERE job_id=? ORDER BY idx", (job_id,)).fetchall()
+    return [float(r[0]) for r in rows]
+
+
 def transcript(stack: Stack, job_id: str) -> list[tuple[float, float, str]]:
     """A completed job's segments as (start, end, text), for comparing runs."""
     return [(s["start"], s["end"], s["text"]) for s in stack.result(job_id)["segments"]]

@@ -74,8 +74,9 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
 
 
 def test_high_priority_runs_before_the_files_next_chunk(
-    stack: Stack, long_audio: Path, utterance: tuple[Path, str]
+    shared_stack: Stack, long_audio: Path, utterance: tuple[Path, str]
 ) -> None:
+    stack = shared_stack  # it kills and reconfigures nothing
     wav, text = utterance
     sub = stack.subscribe()
     with stack.hold_window() as held:  # the file's first window stays in flight meanwhile
@@ -103,8 +104,9 @@ def test_high_priority_runs_before_the_files_next_chunk(
 
 
 def test_identical_when_interrupted_by_high_priority_jobs(
-    stack: Stack, long_audio: Path, utterance: tuple[Path, str], clean_transcript
+    shared_stack: Stack, long_audio: Path, utterance: tuple[Path, str], clean_transcript
 ) -> None:
+    stack = shared_stack  # it kills and reconfigures nothing
     wav, _ = utterance
     sub = stack.subscribe()
     job = stack.submit_file(long_audio, priority="low")
@@ -121,7 +123,8 @@ def test_identical_when_interrupted_by_high_priority_jobs(
     assert transcript(stack, job) == clean_transcript
 
 
-def test_identical_after_pause_and_resume(stack: Stack, long_audio: Path, clean_transcript) -> None:
+def test_identical_after_pause_and_resume(shared_stack: Stack, long_audio: Path, clean_transcript) -> None:
+    stack = shared_stack  # it kills and reconfigures nothing
     sub = stack.subscribe()
     job = stack.submit_file(long_audio, priority="normal")
     collect_events(sub, lambda ev: any(e.kind == "progress" and e.job_id == job for e in ev), 60)

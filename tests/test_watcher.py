@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from protocol.control import ListJobs
-from tests.harness import Stack, collect_events, espeak_wav, poll
+from tests.harness import Stack, collect_events, espeak_wav, poll, window_compute_s
 from tests.media import every_format, with_sox
 from tests.rig import speech_pcm
 
@@ -212,7 +211,7 @@ def test_say_during_a_batch_comes_back_within_one_window(
     reply = json.loads(said.stdout)
     assert reply["text"].strip(" .").lower() == sentence.strip(" .").lower()
     windows = [c for c, _ in stack_chunk_timings(stack)]
-    own = job_compute_s(stack, reply["job"]["id"])
+    own = sum(window_compute_s(stack, reply["job"]["id"]))
     # at most the window in flight, then its own window, plus 0.5 s of round trips
     bound = max(windows) + own + 0.5
     assert reply["latency_s"] <= bound, (reply["latency_s"], max(windows), own)
@@ -227,12 +226,6 @@ def stack_chunk_timings(stack: Stack) -> list[tuple[float, float]]:
         return store.chunk_timings(1000)
     finally:
         store.close()
-
-
-def job_compute_s(stack: Stack, job_id: str) -> float:
-    """The model time of a job's windows, from the store."""
-    with sqlite3.connect(stack.cfg.store_path) as db:
-        return float(db.execute("SELECT SUM(compute_s) FROM chunks WHERE job_id=?", (job_id,)).fetchone()[0])
 
 
 def test_an_idle_watcher_exports_as_soon_as_the_job_completes(
