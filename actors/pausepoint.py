@@ -23,8 +23,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-POINTS = ("window", "plan")
-
 
 def parse(text: str) -> dict[str, str]:
     """The filters of an armed pause file: `key=value` per line, blank lines ignored."""
@@ -42,6 +40,11 @@ def matches(filters: dict[str, str], at: str, job_id: str, index: int) -> bool:
 
 def held_path(armed: Path, pid: int) -> Path:
     return armed.with_name(f"{armed.name}.held.{pid}")
+
+
+def holders(armed: Path) -> list[tuple[int, Path]]:
+    """(pid, claimed file) of every process that has claimed `armed`."""
+    return [(int(p.name.rpartition(".")[2]), p) for p in sorted(armed.parent.glob(f"{armed.name}.held.*"))]
 
 
 def maybe_pause(armed: str, at: str, job_id: str, index: int, log: Any) -> bool:

@@ -191,11 +191,14 @@ class Scheduler:
         if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + (0.0 if self.abandon_on_stop else self.stop_timeout_s)
 
+    def _windows_in_flight(self) -> list[WorkerInfo]:
+        return [w for w in self.workers.values() if w.task is not None and w.task.kind == "chunk"]
+
     def _stopped(self) -> bool:
         """True once a requested stop may end the loop."""
         if self.stop_deadline is None:
             return False
-        in_flight = [w for w in self.workers.values() if w.task is not None and w.task.kind == "chunk"]
+        in_flight = self._windows_in_flight()
         if in_flight and time.monotonic() < self.stop_deadline:
             return False
         self.log.info("stopping", abandoned=[w.task.job_id for w in in_flight if w.task])
@@ -226,9 +229,8 @@ class Scheduler:
                 entry.drain_wakeup(wakeup)
             if self.stop_deadline is not None and not self.stop_announced:
                 self.stop_announced = True
-                in_flight = sum(w.task is not None and w.task.kind == "chunk" for w in self.workers.values())
                 on_stop = self.cfg.get("scheduler.on_stop")
-                self.log.info("stop_requested", on_stop=on_stop, in_flight=in_flight)
+                self.log.info("stop_requested", on_stop=on_stop, in_flight=len(self._windows_in_flight()))
             if self.work in ready:
                 for _ in range(100):  # drain, but let control in between
                     try:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from actors import pausepoint
 from actors.client import Client, ClientError, read_events
 from actors.config import Config
 from protocol import ProtocolError, decode
@@ -124,15 +125,15 @@ class Stack:
 
         poll(ready, timeout_s, interval_s=0.05, what="the stack to be ready")
 
-    def hold_window(self, job: str | None = None, chunk: int | None = None) -> HeldWindow:
+    def hold_window(self, job: str | None = None, chunk: int | None = None) -> HeldWork:
         """Arm the transcribers' pause point: the next window that matches (any, or of `job`,
         or with index `chunk`) is held in flight, its transcriber stopped, until released."""
-        return HeldWindow(self.root / PAUSE_FILE, "window", job, chunk)
+        return HeldWork(self.root / PAUSE_FILE, "window", job, chunk)
 
-    def hold_planning(self, job: str | None = None, batch: int = 1) -> HeldWindow:
+    def hold_planning(self, job: str | None = None, batch: int = 1) -> HeldWork:
         """Arm ingest's pause point: planning stops before it sends batch `batch` of a job's
         speech spans (the earlier ones are with the scheduler), until released."""
-        return HeldWindow(self.root / PAUSE_FILE, "plan", job, batch)
+        return HeldWork(self.root / PAUSE_FILE, "plan", job, batch)
 
     def output(self, name: str) -> str:
         path = self.root / f"{name}.out"
@@ -262,7 +263,7 @@ class Stack:
         return sub
 
 
-class HeldWindow:
+class HeldWork:
     """Work held in flight by a pause point (a window in a transcriber, or planning in
     ingest): `wait()` until an actor has reached it and stopped, do what the test is about,
     then `release()` (SIGCONT). As a context manager it releases (or disarms) on the way out."""
@@ -273,31 +274,28 @@ class HeldWindow:
         filters = {k: v for k, v in (("at", at), ("job", job), ("index", index)) if v is not None}
         staged = armed.with_name(armed.name + ".new")
         staged.write_text("".join(f"{k}={v}\n" for k, v in filters.items()))
-        staged.rename(armed)  # a transcriber never reads a half-written file
+        staged.rename(armed)  # an actor never reads a half-written file
 
     def wait(self, timeout_s: float = 120.0) -> int:
         """The pid of the actor holding the work, once it is stopped."""
         from actors import procinfo
 
         def held() -> int | None:
-            claimed = sorted(self.armed.parent.glob(f"{self.armed.name}.held.*"))
-            if not claimed:
-                return None
-            pid = int(claimed[0].name.rpartition(".")[2])
-            return pid if procinfo.state_of(pid) == "T" else None
+            stopped = [pid for pid, _ in pausepoint.holders(self.armed) if procinfo.state_of(pid) == "T"]
+            return stopped[0] if stopped else None
 
         self.pid = poll(held, timeout_s, interval_s=0.005, what="an actor to hold the work")
         return self.pid
 
     def release(self) -> None:
-        """Let the transcriber go on (it may have been killed meanwhile: nothing to do)."""
-        for claimed in self.armed.parent.glob(f"{self.armed.name}.held.*"):
+        """Let the actor go on (it may have been killed meanwhile: nothing to do)."""
+        for pid, claimed in pausepoint.holders(self.armed):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(claimed.name.rpartition(".")[2]), signal.SIGCONT)
+                os.kill(pid, signal.SIGCONT)
             claimed.unlink()
         self.pid = None
 
-    def __enter__(self) -> HeldWindow:
+    def __enter__(self) -> HeldWork:
         return self
 
     def __exit__(self, *exc: Any) -> None:

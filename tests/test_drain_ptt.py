@@ -29,7 +29,7 @@ import zmq
 from protocol import ProtocolError, decode
 from protocol.control import Cancel, JobStatus, ListJobs, Report, Stats
 from protocol.events import Event
-from tests.harness import FINAL, LONG_FLAC, SPEECH, HeldWindow, poll
+from tests.harness import FINAL, LONG_FLAC, SPEECH, HeldWork, poll
 from tests.pttdriver import KEY, PushToTalkRig, Step
 from tests.replay import bare_same_options, manifest_clips, replay, stack_model
 from tests.rig import load_pcm, need_binaries, speech_pcm
@@ -155,7 +155,7 @@ def filler_path(long_audio: Path) -> Path:
 @dataclass
 class BusyFile:
     job: str
-    window: HeldWindow
+    window: HeldWork
     """Its first window, held in the transcriber until the test releases it."""
 
 
@@ -281,7 +281,7 @@ def window_done(tape: Tape, window: Seen, timeout_s: float = 120) -> Seen:
 
 def dictate_over_a_held_window(rig: PushToTalkRig, tape: Tape, pcm: np.ndarray, files: set[str]) -> Dictated:
     """A dictation whose key press finds a file window in flight, by construction: the
-    window is held in the transcriber (tests/harness.py HeldWindow) until the hold is on; the
+    window is held in the transcriber (tests/harness.py HeldWork) until the hold is on; the
     key stays down until that window is committed, however long this machine takes."""
     start = tape.mark()
     with rig.stack.hold_window() as held:

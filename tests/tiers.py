@@ -18,7 +18,7 @@ HEAVY = ("stack", "model", "rig")
 """Markers of the tiers that need more than Python: actor processes, the model, the rig."""
 
 ACCURACY_SKIP = (
-    "accuracy replays take minutes (the 40-dictation streaming replay about 6): they run in "
+    "accuracy replays take minutes (the 40-dictation streaming replay about 7): they run in "
     "their own tier, `pytest -m accuracy`, which .ci/run runs after the suite"
 )
 
