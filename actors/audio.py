@@ -83,7 +83,9 @@ class AudioActor:
         self.link.after_ready = lambda: [Hold(hold_id=h, max_s=self.hold_max_s) for h in self.holding]
         self.stream = bool(cfg.get("audio.stream"))
         self.stream_min = int(float(cfg.get("audio.stream_min_s")) * SAMPLE_RATE)
-        self.stream_max = min(int(float(cfg.get("audio.stream_max_s")) * SAMPLE_RATE), WINDOW_SAMPLES)
+        window = min(int(float(cfg.get("ingest.max_chunk_s")) * SAMPLE_RATE), WINDOW_SAMPLES)
+        self.stream_max = min(int(float(cfg.get("audio.stream_max_s")) * SAMPLE_RATE), window)
+        """A piece is one window at most, so the release finds at most one window left."""
         self.sent = 0
         """Samples of the current recording already cut into pieces."""
         self.cut_check_at = 0.0

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from actors.audio import CUT_CHECK_S
-from actors.config import DEFAULTS
+from actors.config import Config
 from actors.melref import mel_reference
 from actors.model import WhisperBackend
 from actors.policy import QueuedJob
@@ -92,10 +92,13 @@ class Replayed:
 def stream_pieces(pcm: np.ndarray, stream: bool = True) -> list[tuple[int, int, float | None]]:
     """The pieces the audio actor sends for recording `pcm`: (start, end, mel_max) each, the
     last one at the release (absent when the tail has no speech)."""
-    audio = DEFAULTS["audio"]
-    min_samples = int(float(audio["stream_min_s"]) * RATE_HZ)
-    max_samples = int(float(audio["stream_max_s"]) * RATE_HZ)
-    threshold = float(audio["vad_threshold"])
+    cfg = Config.load()
+    min_samples = int(float(cfg.get("audio.stream_min_s")) * RATE_HZ)
+    max_samples = min(
+        int(float(cfg.get("audio.stream_max_s")) * RATE_HZ),
+        int(float(cfg.get("ingest.max_chunk_s")) * RATE_HZ),
+    )
+    threshold = float(cfg.get("audio.vad_threshold"))
     step = int(CUT_CHECK_S * RATE_HZ)
     pieces: list[tuple[int, int, float | None]] = []
     sent = 0
@@ -121,8 +124,10 @@ def stack_model() -> WhisperBackend:
 def replay(backend: Any, pcm: np.ndarray, stream: bool = True) -> Replayed:
     """Transcribe recording `pcm` as the stack does when it is dictated with `audio.stream`
     on (or off: one piece at the release). `backend` is a loaded WhisperBackend."""
-    options = dict(DEFAULTS["defaults"])
+    cfg = Config.load()
+    options = dict(cfg.values["defaults"])
     job = QueuedJob(id="replay", seq=0, priority=0, state="ready", spans_closed=True)
+    job.max_window = int(float(cfg.get("ingest.max_chunk_s")) * RATE_HZ)
     texts: list[str] = []
     windows: list[tuple[int, int]] = []
     pieces = stream_pieces(pcm, stream)
