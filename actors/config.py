@@ -44,7 +44,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "ingest": {
         "max_chunk_s": 30.0,
-        "max_gap_s": 5.0,  # a silence longer than this ends a span and is skipped
+        "min_window_s": 15.0,  # a window is cut in the longest pause after this much audio
+        "max_gap_s": 5.0,  # silence (below silence_dbfs) at least this long is skipped
+        "silence_dbfs": -80.0,  # peak level below which audio is silence: nothing audible
         "vad_min_silence_ms": 300,
         "vad_speech_pad_ms": 200,
         "vad_threshold": 0.5,

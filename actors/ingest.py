@@ -1,4 +1,4 @@
-"""Ingest actor: decodes media into the per-job PCM cache and plans its speech spans.
+"""Ingest actor: decodes media into the per-job PCM cache and plans its windows.
 
 Socket: one DEALER to the scheduler's work endpoint (actors/worker.py). Implements SPEC.md
 "Work: ingest": DECODE -> PLAN* (the last with final=true) or DECODE_ERROR. The cache file
@@ -34,7 +34,9 @@ class Ingest(Worker):
         super().__init__(cfg, log)
         self.plan_options = PlanOptions(
             max_chunk_s=cfg.get("ingest.max_chunk_s"),
+            min_window_s=cfg.get("ingest.min_window_s"),
             max_gap_s=cfg.get("ingest.max_gap_s"),
+            silence_dbfs=cfg.get("ingest.silence_dbfs"),
             vad_threshold=cfg.get("ingest.vad_threshold"),
             vad_min_silence_ms=cfg.get("ingest.vad_min_silence_ms"),
             vad_speech_pad_ms=cfg.get("ingest.vad_speech_pad_ms"),

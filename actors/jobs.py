@@ -148,7 +148,7 @@ class JobBook:
                     plan_final=row.plan_final,
                     context=self.store.last_context(row.id),
                     mel_max_known=row.mel_max is not None,
-                    spans_closed=row.kind == "audio",
+                    audio=row.kind == "audio",
                 )
             )
             if row.kind == "audio" and not row.plan_final:  # a streamed utterance, still open
@@ -257,7 +257,7 @@ class JobBook:
             plan_final=not req.open,
             spans=[[0, samples]],
             mel_max_known=req.mel_max is not None,
-            spans_closed=True,
+            audio=True,
         )
         self.queue.add(job)
         self.audio.attach(req.hold, row.id)
@@ -582,7 +582,7 @@ class JobBook:
             duration_s=(self._duration(msg.job_id) if job.plan_final else None),
             compute_s=round(msg.compute_s, 3),
         )
-        if job.spans_closed:  # an audio job: its text so far (SPEC.md 19.2)
+        if job.audio:  # its text so far (SPEC.md 19.2)
             self.audio.partial(msg.job_id, msg.segments if fresh else None, msg.index + 1)
         if job.finished:
             self._finish(msg.job_id, "completed")

@@ -2,10 +2,10 @@
 decoded next. Highest priority first; first in, first out within a priority (by the
 submission sequence number, kept when the priority changes). One window in flight per job.
 
-A job's audio is planned as spans of speech (actors/chunking.py). Its position is where the
-next window starts: the continuation of the last committed window. A window runs from the
-position to at most `max_window` samples later, never past its span's end, and never into
-a span that ingest may still extend.
+A job's audio is planned as spans (actors/chunking.py: windows cut in pauses, each decided
+for good when it is sent). Its position is where the next window starts: the continuation
+of the last committed window. A window runs from the position to at most `max_window`
+samples later, never past its span's end.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ class QueuedJob:
     context: str = ""  # continuation context for the next window
     last_error: str = ""
     max_window: int = MAX_WINDOW_SAMPLES
-    spans_closed: bool = False
-    """Every stored span is complete (streamed audio pieces, SPEC.md 19.2); else the last one
-    may still grow until the plan is final."""
+    audio: bool = False
+    """A SUBMIT-AUDIO job (push-to-talk): its text so far is published (SPEC.md 19.2)."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -52,19 +51,10 @@ class QueuedJob:
 
     def window(self) -> tuple[int, int] | None:
         """The next window [start, end), or None if there is none (yet)."""
-        last = len(self.spans) - 1
-        for k, (start, end) in enumerate(self.spans):
-            if end <= self.position:
-                continue
+        for start, end in self.spans:
             pos = max(self.position, start)
-            closed = k < last or self.plan_final or self.spans_closed
-            if end - pos < MIN_WINDOW_SAMPLES:
-                if closed:
-                    continue
-                return None
-            if not closed and pos + self.max_window > end:
-                return None  # the span may still grow: wait for more plan
-            return pos, min(pos + self.max_window, end)
+            if end - pos >= MIN_WINDOW_SAMPLES:
+                return pos, min(pos + self.max_window, end)
         return None
 
     @property

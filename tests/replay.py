@@ -126,7 +126,7 @@ def replay(backend: Any, pcm: np.ndarray, stream: bool = True) -> Replayed:
     on (or off: one piece at the release). `backend` is a loaded WhisperBackend."""
     cfg = Config.load()
     options = dict(cfg.values["defaults"])
-    job = QueuedJob(id="replay", seq=0, priority=0, state="ready", spans_closed=True)
+    job = QueuedJob(id="replay", seq=0, priority=0, state="ready", audio=True)
     job.max_window = int(float(cfg.get("ingest.max_chunk_s")) * RATE_HZ)
     texts: list[str] = []
     windows: list[tuple[int, int]] = []

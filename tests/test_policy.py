@@ -61,15 +61,15 @@ def test_windows_walk_spans_from_each_continuation() -> None:
     assert job.window() is None and job.finished
 
 
-def test_an_open_span_waits_for_more_plan() -> None:
+def test_a_plan_in_progress_runs_the_spans_it_has() -> None:
     job = q("a", 1, "normal", spans=[[0, int(1.5 * SECOND)]], plan_final=False, state="decoding")
     assert job.window() == (0, SECOND)
     job.position = SECOND
-    assert job.window() is None and not job.finished  # the span may still grow
-    job.set_spans(0, [[0, 4 * SECOND]])
-    assert job.window() == (SECOND, 2 * SECOND)
-    job.set_spans(0, [[0, int(1.5 * SECOND)], [3 * SECOND, 4 * SECOND]])
-    assert job.window() == (SECOND, int(1.5 * SECOND))  # now closed: the tail is a window
+    assert job.window() == (SECOND, int(1.5 * SECOND))  # every span sent is decided
+    job.position = int(1.5 * SECOND)
+    assert job.window() is None and not job.finished  # more spans may come
+    job.set_spans(1, [[3 * SECOND, 4 * SECOND]])
+    assert job.window() == (3 * SECOND, 4 * SECOND)
 
 
 def test_decode_order_skips_paused_and_planned_jobs() -> None:
