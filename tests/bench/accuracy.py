@@ -141,9 +141,7 @@ def measure(name: str, system: Transcribe, recordings: list[Recording]) -> list[
                 "seconds": round(seconds, 2),
             }
         )
-        say(
-            f"{name:18} {rec.name:22} WER {100 * result.wer:5.1f} % dropped {result.dropped} {seconds:.1f} s"
-        )
+        say(f"{name:18} {rec.name:22} WER {100 * result.wer:5.1f} % dropped {result.dropped} {seconds:.1f} s")
     return rows
 
 
