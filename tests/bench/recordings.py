@@ -72,11 +72,17 @@ def speaker(file: str) -> str:
 
 
 def from_parts(name: str, audio: Path) -> Recording:
-    """A recording shipped in ../shared with its `.parts.json` (clip bounds are not known)."""
+    """A recording shipped in ../shared with its `.parts.json`: the clips in order, evenly
+    spaced (the clip bounds are derived from that)."""
     parts = json.loads(audio.with_suffix(".parts.json").read_text())
     files = [p.replace("short/", "clips/", 1) for p in parts]
     refs = _references()
-    return Recording(name, "shipped", load_pcm(audio), files, [refs[f]["reference"] for f in files])
+    pcm = load_pcm(audio)
+    lengths = [len(clip_pcm(f)) for f in files]
+    gap = (len(pcm) - sum(lengths)) // max(1, len(files) - 1)
+    starts = [sum(lengths[:k]) + k * gap for k in range(len(files))]
+    bounds = [(s, s + n) for s, n in zip(starts, lengths, strict=True)]
+    return Recording(name, "shipped", pcm, files, [refs[f]["reference"] for f in files], bounds)
 
 
 def seeded(seed: int, length_s: float) -> Recording:
