@@ -32,13 +32,14 @@ def test_stops_after_the_first_window_where_whisper_would_seek(
     for start in (0, WINDOW, 2 * WINDOW):
         window = audio[start : start + WINDOW]
         out = backend.transcribe(window, start / 16000, OPTIONS, None)
-        full, _ = backend.model.transcribe(
-            window, language="en", beam_size=5, condition_on_previous_text=False
+        full, _ = backend.model.transcribe(  # as the backend runs it: words show skipped speech
+            window, language="en", beam_size=5, condition_on_previous_text=False, word_timestamps=True
         )
         full = list(full)
         first = [s for s in full if s.seek == 0]
         later = [s for s in full if s.seek > 0]
-        assert [s["text"] for s in out.segments] == [s.text for s in first]
+        ours = "".join(s["text"] for s in out.segments)  # segments may be cut at long pauses
+        assert ours.split() == "".join(s.text for s in first).split()
         assert out.segments[0]["start"] == pytest.approx(start / 16000 + first[0].start, abs=1e-3)
         partial += out.consumed < len(window)
         if later:  # whisper decoded the cut-off tail again: we stopped where it started
