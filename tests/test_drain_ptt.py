@@ -202,15 +202,15 @@ def manifest() -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def five_second_clips() -> list[Clip]:
-    """Five real ~5 s recordings of one reader (LJSpeech), else espeak-ng sentence pairs."""
+    """Four real ~5 s recordings of one reader (LJSpeech), else espeak-ng sentence pairs."""
     need_binaries("sox", "espeak-ng")
     if (SPEECH / "manifest.tsv").exists():
         rows = sorted(
             (r for r in manifest() if 4.6 <= float(r["duration_s"]) <= 5.7), key=lambda r: r["file"]
         )
-        return [Clip(load_pcm(SPEECH / r["file"]), r["reference"]) for r in rows[:5]]
+        return [Clip(load_pcm(SPEECH / r["file"]), r["reference"]) for r in rows[:4]]
     sentences = ["We will meet again next week.", "Turn on the lights in the kitchen."]
-    return [Clip(speech_pcm(" ".join(sentences[i:] + sentences[:i])), "") for i in (0, 1, 0, 1, 0)]
+    return [Clip(speech_pcm(" ".join(sentences[i:] + sentences[:i])), "") for i in (0, 1, 0, 1)]
 
 
 # --- measuring one dictation ---------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_under_file_load_a_dictation_is_as_fast_as_when_idle(
     clean_transcript: list[tuple[float, float, str]],
     five_second_clips: list[Clip],
 ) -> None:
-    """Five dictations idle, then the same five while low-priority files run, each key press
+    """Four dictations idle, then the same four while low-priority files run, each key press
     made while a file window is held in flight: that window finishes while the user speaks,
     no other file window starts until the utterance's job ends, so the release finds the
     transcriber idle and the latency is the idle one. The file's transcript is unchanged.
