@@ -87,9 +87,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_outputs(result: dict[str, Any], stem: Path, formats: list[str]) -> list[Path]:
-    """Write `stem.<fmt>` for each format; returns the paths written."""
+    """Write `stem.<fmt>` for each format; returns the paths written. The .txt is written
+    last, so whoever waits for it finds every other format already there."""
     written = []
-    for fmt in formats:
+    for fmt in sorted(formats, key=lambda f: f == "txt"):
         path = stem.with_name(f"{stem.name}.{fmt}")
         write_atomic(path, RENDERERS[fmt](result))
         written.append(path)

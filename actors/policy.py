@@ -5,7 +5,8 @@ submission sequence number, kept when the priority changes). One window in fligh
 A job's audio is planned as spans (actors/chunking.py: windows cut in pauses, each decided
 for good when it is sent). Its position is where the next window starts: the continuation
 of the last committed window. A window runs from the position to at most `max_window`
-samples later, never past its span's end.
+samples later, never past its span's end, except that a leftover (the part of a span
+Whisper stopped short of) joins the span cut right after it when both fit in one window.
 """
 
 from __future__ import annotations
@@ -51,10 +52,17 @@ class QueuedJob:
 
     def window(self) -> tuple[int, int] | None:
         """The next window [start, end), or None if there is none (yet)."""
-        for start, end in self.spans:
+        for k, (start, end) in enumerate(self.spans):
             pos = max(self.position, start)
-            if end - pos >= MIN_WINDOW_SAMPLES:
-                return pos, min(pos + self.max_window, end)
+            if end - pos < MIN_WINDOW_SAMPLES:
+                continue
+            if pos > start:  # Whisper stopped short of the span's end: a leftover
+                after = self.spans[k + 1] if k + 1 < len(self.spans) else None
+                if after is None and not self.plan_final:
+                    return None  # decoded alone it has no context: wait for the next span
+                if after is not None and after[0] == end and after[1] - pos <= self.max_window:
+                    return pos, after[1]  # the leftover joins the span cut right after it
+            return pos, min(pos + self.max_window, end)
         return None
 
     @property

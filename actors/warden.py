@@ -80,16 +80,25 @@ class Warden:
             self.suspects.remove(suspect)
             if not self.sibling_actor(suspect.pid, suspect.role):
                 continue  # gone already (the supervisor restarts it), or not ours to kill
-            if suspect.pid in self.registered_pids(suspect.role):
+            stopped = procinfo.state_of(suspect.pid) == "T"
+            registered = self.registered_pids(suspect.role)
+            if registered is None and not stopped:
+                # the scheduler does not answer, so whether the worker came back is unknown:
+                # judge it again later (a hung scheduler is check_scheduler's business)
+                suspect.due = now + self.interval_s
+                self.suspects.append(suspect)
+                continue
+            if registered is not None and suspect.pid in registered and not stopped:
                 self.log.info("suspect_recovered", role=suspect.role, pid=suspect.pid)
                 continue
             self.kill(suspect.role, suspect.pid, f"lost by the scheduler ({suspect.why})")
 
-    def registered_pids(self, role: str) -> set[int]:
+    def registered_pids(self, role: str) -> set[int] | None:
+        """Pids of the scheduler's registered `role` workers; None if it does not answer."""
         try:
             return {w["pid"] for w in self.client.call(Ping(actor=role))["workers"]}
         except ClientError:
-            return set()
+            return None
 
     def kill(self, role: str, pid: int, why: str) -> None:
         self.log.warning("killing", role=role, pid=pid, why=why, state=procinfo.state_of(pid))

@@ -44,9 +44,10 @@ def test_parse_formats() -> None:
 
 
 def test_write_outputs_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    written = write_outputs(RESULT, tmp_path / "talk", ["txt", "json"])
-    assert [p.name for p in written] == ["talk.txt", "talk.json"]
-    assert sorted(os.listdir(tmp_path)) == ["talk.json", "talk.txt"]
+    written = write_outputs(RESULT, tmp_path / "talk", ["txt", "json", "srt"])
+    assert [p.name for p in written] == ["talk.json", "talk.srt", "talk.txt"]  # .txt last
+    assert sorted(os.listdir(tmp_path)) == ["talk.json", "talk.srt", "talk.txt"]
+    assert written[-1].stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in written)
 
 
 def test_config_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,9 +76,7 @@ def test_only_holes_with_speech_in_them_are_decoded_again() -> None:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(
-    ("at_s", "said"), [(60.0, "speech whatsoever here"), (104.0, "all very whispered")]
-)
+@pytest.mark.parametrize(("at_s", "said"), [(60.0, "speech whatsoever here"), (104.0, "all very whispered")])
 def test_a_whisper_after_a_loud_reader_is_transcribed(
     monkeypatch: pytest.MonkeyPatch, at_s: float, said: str
 ) -> None:

@@ -240,7 +240,8 @@ def test_an_idle_watcher_exports_as_soon_as_the_job_completes(
     poll(exported.exists, 120, interval_s=0.01, what="the transcript")
     job = next(j for j in watcher_jobs(stack) if j["label"] == "door.wav")
     delay_s = exported.stat().st_mtime - job["finished"]
-    assert 0 <= delay_s < 1.0, f"exported {delay_s:.2f} s after the job completed"
+    # st_mtime comes from the kernel's coarse clock, a tick (up to 10 ms) behind time.time()
+    assert -0.02 <= delay_s < 1.0, f"exported {delay_s:.3f} s after the job completed"
 
 
 def test_files_present_at_start_go_in_name_order_and_names_never_collide(
