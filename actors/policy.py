@@ -5,8 +5,9 @@ submission sequence number, kept when the priority changes). One window in fligh
 A job's audio is planned as spans (actors/chunking.py: windows cut in pauses, each decided
 for good when it is sent). Its position is where the next window starts: the continuation
 of the last committed window. A window runs from the position to at most `max_window`
-samples later, never past its span's end, except that a leftover (the part of a span
-Whisper stopped short of) joins the span cut right after it when both fit in one window.
+samples later, never past its span's end, except that in a streamed dictation a leftover
+(the part of a piece Whisper stopped short of) joins the piece cut right after it when both
+fit in one window.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class QueuedJob:
             pos = max(self.position, start)
             if end - pos < MIN_WINDOW_SAMPLES:
                 continue
-            if pos > start:  # Whisper stopped short of the span's end: a leftover
+            if pos > start and self.audio:  # Whisper stopped short of a piece's end: a leftover
                 after = self.spans[k + 1] if k + 1 < len(self.spans) else None
                 if after is None and not self.plan_final:
                     return None  # decoded alone it has no context: wait for the next span
