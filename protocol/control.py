@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.records import Record
-
-PRIORITIES = ("high", "normal", "low")
+from protocol.vocab import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class SubmitAudio(Record):
     TYPE = "submit_audio"
     pcm: bytes
     """Little-endian signed 16-bit mono samples."""
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """Must be 16000."""
     priority: str = "high"
     """One of high, normal, low."""

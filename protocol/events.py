@@ -6,30 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.records import Record
-
-EVENT_KINDS = (
-    "queued",
-    "decoded",
-    "started",
-    "dispatched",
-    "progress",
-    "paused",
-    "resumed",
-    "priority",
-    "completed",
-    "failed",
-    "cancelled",
-    "delivered",
-    "partial",
-)
-PTT_KINDS = ("recording", "dropped", "device", "hold")
-"""Audio events (SPEC.md 16.6): topic `ptt.<kind>`, no job."""
-WATCH_KINDS = ("file_seen", "file_submitted", "file_exported", "file_failed")
-"""Watcher events (SPEC.md 17): topic `watch.<kind>`."""
-WORKER_KINDS = ("joined", "left", "lost", "killed")
-"""Worker and member presence (SPEC.md 18.5): topic `worker.<kind>`, job_id ""."""
-REPORTED_KINDS = ("recording", "dropped", "device", "delivered", *WATCH_KINDS, "killed")
-"""Kinds a member may ask the scheduler to publish (REPORT)."""
+from protocol.vocab import PTT_KINDS, WATCH_KINDS, WORKER_KINDS
 
 
 @dataclass(frozen=True)
@@ -38,7 +15,7 @@ class Event(Record):
 
     TYPE = "event"
     kind: str
-    """One of EVENT_KINDS or PTT_KINDS."""
+    """One of protocol.vocab's JOB_KINDS, PTT_KINDS, WATCH_KINDS or WORKER_KINDS."""
     job_id: str
     data: dict[str, Any] = field(default_factory=dict)
     """Kind-specific fields (SPEC.md lists them)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from protocol.control import JobOptions
 from protocol.records import Record
+from protocol.vocab import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,10 @@ class Chunk(Record):
     """Resolved options."""
     context: str = ""
     """Previous window's text when conditioning on previous text."""
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """Always 16000 in version 1."""
     mel_max: float | None = None
-    """The job's log-mel reference level (actors/melref.py); None: the window's own."""
+    """The job's log-mel reference level (actors/media/loudness.py); None: the window's own."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class Plan(Record):
     samples: int = 0
     """With final: total decoded samples."""
     mel_max: float | None = None
-    """The recording's log-mel reference level (actors/melref.py), in every update."""
+    """The recording's log-mel reference level (actors/media/loudness.py), in every update."""
     decode_s: float = 0.0
     """With final: seconds spent decoding."""
 

@@ -19,21 +19,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from actors import pausepoint
-from actors.client import Client, ClientError, read_events
-from actors.config import Config
+from actors.runtime import pausepoint, roster
+from actors.runtime.client import Client, ClientError, read_events
+from actors.runtime.config import Config
 from protocol import ProtocolError, decode
 from protocol.control import FetchResult, JobOptions, JobStatus, Ping, Report, SubmitAudio, SubmitFile
 from protocol.events import Event
+from protocol.vocab import FINAL_STATES
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SOTTOVOCE_SHARED_DATA", REPO.parent / "shared" / "data"))
 SPEECH = SHARED_DATA / "speech"
 LONG_FLAC = SPEECH / "long" / "ljspeech_LJ001_0001-0032_consecutive.flac"
-FINAL = ("completed", "failed", "cancelled")
 ACTORS = ("scheduler", "ingest", "transcriber")
 PAUSE_FILE = "pause-window"
-"""Where a test arms the actors' pause points (actors/pausepoint.py), in the stack's root."""
+"""Where a test arms the actors' pause points (actors/runtime/pausepoint.py), in the stack's root."""
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class Stack:
         for name in names or ACTORS:
             out = open(self.root / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"actors.{name.split('#')[0]}"],
+                roster.command(name.split("#")[0]),
                 env=self.env,
                 stdout=out,
                 stderr=out,
@@ -201,7 +201,7 @@ class Stack:
         return dict(self.client.call(JobStatus(job_id=job_id))["job"])
 
     def wait_job(
-        self, job_id: str, timeout_s: float = 300.0, states: tuple[str, ...] = FINAL
+        self, job_id: str, timeout_s: float = 300.0, states: tuple[str, ...] = FINAL_STATES
     ) -> dict[str, Any]:
         """Poll job_status until the job is in one of `states` (tolerates a restarting scheduler)."""
 
@@ -278,7 +278,7 @@ class HeldWork:
 
     def wait(self, timeout_s: float = 120.0) -> int:
         """The pid of the actor holding the work, once it is stopped."""
-        from actors import procinfo
+        from actors.runtime import procinfo
 
         def held() -> int | None:
             stopped = [pid for pid, _ in pausepoint.holders(self.armed) if procinfo.state_of(pid) == "T"]
@@ -367,6 +367,6 @@ def espeak_wav(text: str, out: Path, pad_s: float = 0.2) -> Path:
 
 def pcm16(path: Path) -> bytes:
     """A media file as 16 kHz mono int16 bytes (through the same decoder as the stack)."""
-    from actors.audiofile import decode_to_array
+    from actors.media.audiofile import decode_to_array
 
     return decode_to_array(path).astype("<i2").tobytes()

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from protocol.control import ListHistory
+from protocol.vocab import Role
 from tests.harness import Stack, collect_events, poll
 from tests.rig import Display, Microphone
 
-ALL_ACTORS = ("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver")
-MEMBERS = ("audio", "hotkey", "deliver")
+ALL_ACTORS = (Role.SCHEDULER, Role.INGEST, Role.TRANSCRIBER, Role.AUDIO, Role.HOTKEY, Role.DELIVER)
+MEMBERS = (Role.AUDIO, Role.HOTKEY, Role.DELIVER)
 KEY = "ctrl+space"
 
 Step = Callable[[], object]

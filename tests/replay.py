@@ -3,11 +3,11 @@
 The replay runs the stack's own code for everything that decides a streamed transcript, in
 the order the actors run it, without processes, sockets or clocks:
 
-- the audio actor's cut (actors/speech.py `cut_point`, looked at every CUT_CHECK_S of
-  recorded audio, as actors/audio.py does), its log-mel reference of the audio so far, and
+- the audio actor's cut (actors/media/speech.py `cut_point`, looked at every CUT_CHECK_S of
+  recorded audio, as actors/ptt/audio.py does), its log-mel reference of the audio so far, and
   its silent-tail rule at the release;
-- the scheduler's window policy for the job's pieces (actors/policy.py `QueuedJob`);
-- the transcriber's model call (actors/model.py `WhisperBackend.transcribe`), with the job
+- the scheduler's window policy for the job's pieces (actors/hub/runqueue.py `QueuedJob`);
+- the transcriber's model call (actors/workers/model.py `WhisperBackend.transcribe`), with the job
   options the stack uses by default.
 
 It assumes the transcriber keeps up (each piece's windows are done before the next piece is
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from actors.audio import CUT_CHECK_S
-from actors.config import Config
-from actors.melref import mel_reference
-from actors.model import WhisperBackend
-from actors.policy import QueuedJob
-from actors.speech import cut_point, speech_seconds
+from actors.hub.runqueue import QueuedJob
+from actors.media.loudness import mel_reference
+from actors.media.speech import cut_point, speech_seconds
+from actors.ptt.audio import CUT_CHECK_S
+from actors.runtime.config import Config
+from actors.workers.model import WhisperBackend
 from tests.harness import SPEECH
 from tests.rig import RATE_HZ, load_pcm
 
@@ -150,8 +150,8 @@ def bare_same_options(pcm: np.ndarray) -> str:
     text; SOTTOVOCE_DEFAULTS_* change both sides alike)."""
     from faster_whisper import WhisperModel
 
-    from actors.config import Config
-    from actors.model import embedded_model_path
+    from actors.runtime.config import Config
+    from actors.workers.model import embedded_model_path
 
     model = WhisperModel(embedded_model_path(), device="cpu", compute_type="int8")
     cfg = Config.load()

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from actors.client import Client, ClientError
-from actors.supervise import Supervisor
+from actors.cli.supervise import Supervisor
+from actors.runtime.client import Client, ClientError
 from protocol.control import FetchResult, JobOptions, ListJobs, SubmitAudio
 from tests.harness import LONG_FLAC, SPEECH, Stack, collect_events, espeak_wav, pcm16, poll, transcript
 
@@ -119,7 +119,7 @@ class Injector(threading.Thread):
         self.error: BaseException | None = None
 
     def job_with_label(self, label: str) -> str | None:
-        from actors.client import Client
+        from actors.runtime.client import Client
 
         client = Client(self.stack.cfg, timeout_s=3.0, name="injector")
         try:

@@ -1,4 +1,4 @@
-"""actors/clipboard.py against a real X server (Xvfb), real xclip/xsel, a real Wayland compositor
+"""actors/ptt/clipboard.py against a real X server (Xvfb), real xclip/xsel, a real Wayland compositor
 (weston nested in Xvfb, when installed) and a real pynput keyboard Listener in another process."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from actors.clipboard import Clipboard, ClipboardError, Typist
+from actors.ptt.clipboard import Clipboard, ClipboardError, Typist
 from tests.keylistener import KeyListener
 
 pytestmark = pytest.mark.rig

@@ -1,9 +1,9 @@
-"""Unit tests of the drain bookkeeping (actors/drain.py, SPEC.md 19.1 and 19.3)."""
+"""Unit tests of the drain bookkeeping (actors/hub/holds.py, SPEC.md 19.1 and 19.3)."""
 
 from __future__ import annotations
 
-from actors.audiojobs import AudioJobs
-from actors.drain import BusyLog, Holds
+from actors.hub.holds import BusyLog, Holds
+from actors.hub.streams import AudioStreams
 from protocol.work import Segment
 
 
@@ -47,7 +47,7 @@ def test_busy_with_other_work_at_a_moment() -> None:
 
 
 class _Book:
-    """The two things AudioJobs.partial uses of the JobBook: the stored segments and emit."""
+    """The two things AudioStreams.partial uses of the JobBook: the stored segments and emit."""
 
     def __init__(self, stored: list[str]) -> None:
         self.stored = stored
@@ -68,7 +68,7 @@ def _segment(text: str) -> Segment:
 
 def test_partial_text_grows_by_each_window_and_is_read_once_after_a_restart() -> None:
     book = _Book([" Hello there.", " "])  # what a restarted scheduler finds committed
-    jobs = AudioJobs(book)  # type: ignore[arg-type]
+    jobs = AudioStreams(book)  # type: ignore[arg-type]
     jobs.partial("j", [_segment(" Hello there.")], chunks=1)
     book.stored = ["not read while the text is kept"]
     jobs.partial("j", [_segment(" How"), _segment(" "), _segment(" are you?")], chunks=2)

@@ -29,8 +29,9 @@ import zmq
 from protocol import ProtocolError, decode
 from protocol.control import Cancel, JobStatus, ListJobs, Report, Stats
 from protocol.events import Event
+from protocol.vocab import FINAL_STATES
 from tests.bench.scoring import score
-from tests.harness import FINAL, LONG_FLAC, SPEECH, HeldWork, poll
+from tests.harness import LONG_FLAC, SPEECH, HeldWork, poll
 from tests.pttdriver import KEY, PushToTalkRig, Step
 from tests.replay import bare_same_options, manifest_clips, replay, stack_model
 from tests.rig import load_pcm, need_binaries, speech_pcm
@@ -187,7 +188,7 @@ def busy_file(rig: PushToTalkRig, tape: Tape, long_audio: Path) -> Iterator[Busy
 
 def cancel(rig: PushToTalkRig, job_id: str) -> None:
     """Cancel a job unless it already ended."""
-    if rig.stack.job(job_id)["state"] not in FINAL:
+    if rig.stack.job(job_id)["state"] not in FINAL_STATES:
         rig.stack.client.call(Cancel(job_id=job_id))
 
 

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from actors.config import Config, ConfigError
-from actors.formats import format_timestamp, parse_formats, to_json, to_srt, to_txt, to_vtt, write_outputs
+from actors.media.formats import (
+    format_timestamp,
+    parse_formats,
+    to_json,
+    to_srt,
+    to_txt,
+    to_vtt,
+    write_outputs,
+)
+from actors.runtime.config import Config, ConfigError
 
 RESULT = {
     "text": "Hello there. General Kenobi.",
@@ -85,7 +93,7 @@ def test_runtime_dir_is_private(tmp_path: Path) -> None:
 
 
 def test_output_stems_never_collide() -> None:
-    from actors.cli import unique_stems
+    from actors.cli.main import unique_stems
 
     assert unique_stems([Path("a/talk.wav"), Path("b/talk.wav"), Path("talk.mp3"), Path("x.ogg")]) == [
         "talk",

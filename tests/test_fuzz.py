@@ -72,6 +72,7 @@ from protocol.control import (
 )
 from protocol.ptt import Ptt, Watch
 from protocol.records import Record
+from protocol.vocab import FINAL_STATES
 from protocol.work import (
     Chunk,
     ChunkError,
@@ -86,7 +87,7 @@ from protocol.work import (
     Segment,
     Word,
 )
-from tests.harness import FINAL, Stack, pcm16, poll
+from tests.harness import Stack, pcm16, poll
 
 pytestmark = pytest.mark.stack
 
@@ -865,7 +866,7 @@ def test_member_answers_random_and_mutated_frames(member: Endpoint, data: st.Dat
 @pytest.mark.parametrize("name", ["ptt", "watch"])
 def test_member_answers_extra_routing_frames_with_bad_frame(target: Target, name: str) -> None:
     """Frames as on control (SPEC.md 16.1, 17): more than one frame before the payload is
-    bad_frame (actors/endpoint.py answered such a request as if it were well framed)."""
+    bad_frame (actors/runtime/endpoint.py answered such a request as if it were well framed)."""
     endpoint = Endpoint(target, name, "audio" if name == "ptt" else "watcher")
     request = Ptt(action="status") if name == "ptt" else Watch(action="status")
     try:
@@ -1050,7 +1051,7 @@ def chunk_reply_example(transcriber: FakeWorker, data: st.DataObject) -> None:
     def new_job() -> str:
         return s.submit_audio(bytes(2 * 16000 * seconds), priority="normal")
 
-    parent, chunk = transcriber.task(new_job, lambda job: job["state"] in FINAL)
+    parent, chunk = transcriber.task(new_job, lambda job: job["state"] in FINAL_STATES)
     n = len(chunk.pcm) // 2
     start_s, end_s = chunk.start / 16000, (chunk.start + n) / 16000
     segment = {
@@ -1101,7 +1102,7 @@ def plan_example(ingest: FakeWorker, data: st.DataObject) -> None:
     def new_job() -> str:
         return s.submit_file(s.root / "missing.wav", priority="normal")
 
-    parent, decode_task = ingest.task(new_job, lambda job: job["state"] in FINAL or job["plan_final"])
+    parent, decode_task = ingest.task(new_job, lambda job: job["state"] in FINAL_STATES or job["plan_final"])
     first = decode_task.first_index
     if plan:
         body: dict[str, Any] = {
@@ -1136,12 +1137,12 @@ def test_the_bare_scheduler_still_serves_every_job(bare: Stack, fakes: dict[str,
             check_reply(frames, control.recv(), "control")
     control.close()
     for job in jobs:
-        if job["state"] not in FINAL:
+        if job["state"] not in FINAL_STATES:
             bare.client.request(Cancel(job_id=job["id"]))
     transcriber = fakes["transcriber"]
     transcriber.job = ""
     parent, chunk = transcriber.task(
-        lambda: bare.submit_audio(bytes(32000)), lambda job: job["state"] in FINAL
+        lambda: bare.submit_audio(bytes(32000)), lambda job: job["state"] in FINAL_STATES
     )
     n = len(chunk.pcm) // 2
     segment = Segment(0.0, n / 16000, " Still here.", -0.2, 0.1)

@@ -12,10 +12,10 @@ import msgpack
 import pytest
 import zmq
 
-from actors.config import Config
-from actors.endpoint import Endpoint
-from actors.jobs import JobBook
-from actors.store import Store
+from actors.hub.jobbook import JobBook
+from actors.hub.store import Store
+from actors.runtime.config import Config
+from actors.runtime.endpoint import Endpoint
 from protocol import ErrorCode, ProtocolError, decode, encode
 from protocol.codec import MAX_NESTING
 from protocol.control import ListJobs, Reply, Report, SubmitAudio, SubmitFile
@@ -81,7 +81,7 @@ def test_frames_nested_past_the_limit_are_bad_frames() -> None:
 def test_list_jobs_takes_any_wire_limit(book: JobBook, states: list[str]) -> None:
     """limit 2**64 - 1 reached SQLite's LIMIT: OverflowError."""
     book.submit_file(SubmitFile(path="/x.wav"))
-    reply = book.list_jobs(ListJobs(states=states, limit=2**64 - 1).states, 2**64 - 1)
+    reply = book.views.list_jobs(ListJobs(states=states, limit=2**64 - 1).states, 2**64 - 1)
     assert reply.status == "ok" and len(reply.data["jobs"]) == 1
 
 

@@ -6,10 +6,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from actors.config import Config
-from actors.history import History
-from actors.latency import derive
-from actors.store import MIGRATIONS, HistoryRow, JobRow, Store
+from actors.hub.history import History
+from actors.hub.latency import derive
+from actors.hub.store import MIGRATIONS, HistoryRow, JobRow, Store
+from actors.runtime.config import Config
 
 
 class Log:

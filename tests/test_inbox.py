@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from actors.inbox import Settler, free_path, globs, wanted
+from actors.watch.inbox import Settler, free_path, globs, wanted
 from tests.harness import poll
 
 EXCLUDE = globs(".*,*~,*.part,*.partial,*.tmp,*.crdownload,*.download")

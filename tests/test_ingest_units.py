@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.audiofile import DecodeFailure, decode_to_file
-from actors.chunking import PlanOptions, WindowCutter, plan_spans, region_blocks, speech_regions
+from actors.media.audiofile import DecodeFailure, decode_to_file
+from actors.workers.chunking import PlanOptions, WindowCutter, plan_spans, region_blocks, speech_regions
 
 SR = 16000
 

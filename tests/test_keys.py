@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.hotkey import BackendUnavailable, choose_backend
-from actors.keys import Action, HotkeyMachine, parse_combo
+from actors.ptt.hotkey import BackendUnavailable, choose_backend
+from actors.ptt.keys import Action, HotkeyMachine, parse_combo
 
 
 def hold(min_hold_s: float = 0.15) -> HotkeyMachine:

@@ -10,6 +10,7 @@ runtime dir, so no supervisord is left behind.
 from __future__ import annotations
 
 import configparser
+import importlib
 import json
 import os
 import queue
@@ -26,10 +27,11 @@ from typing import Any
 
 import pytest
 
-from actors import logview
-from actors.config import Config
-from actors.runner import ACTORS
-from actors.supervise import SOCKET_NAME, default_conf, environment
+from actors.cli import logview
+from actors.cli.supervise import SOCKET_NAME, default_conf, environment
+from actors.runtime import roster
+from actors.runtime.config import Config
+from protocol.vocab import ROSTER, Role
 from tests.harness import REPO, Stack, as_in_a_terminal, poll
 from tests.rig import Display, Microphone, need_binaries
 from tests.supervised import DOWN_TIMEOUT_S, alive, background, headless, our_processes, sockets
@@ -83,14 +85,14 @@ def test_up_on_a_desktop_every_actor_is_healthy_and_down_leaves_nothing(utteranc
         with background(env={**display.env, **mic.env, "WAYLAND_DISPLAY": None}) as stack:
             up = cli_json(stack, "up")
             actors = actors_of(up)
-            assert list(actors) == list(ACTORS)
+            assert list(actors) == list(ROSTER)
             for name, actor in actors.items():
                 assert actor["state"] == "RUNNING" and actor["up"], actor
                 assert actor["health"] == "ok", f"{name}: {actor['detail']}"
             said = cli_json(stack, "say", str(wav))
             assert said["text"].strip(" .").lower() == sentence.strip(" .").lower()
             status = cli_json(stack, "status")
-            assert status["ok"] and actors_of(status).keys() == actors.keys()
+            assert status["ok"] and actors_of(status).keys() == actors.ptt.keys()
             pids = [a["pid"] for a in status["actors"]]
             assert [a["pid"] for a in up["actors"]] == pids
             # supervisord's file is each actor's one log: JSON lines, each event once
@@ -257,10 +259,10 @@ def test_supervisord_conf_runs_every_actor_in_order() -> None:
     conf = configparser.RawConfigParser()
     conf.read(default_conf())
     programs = {s.removeprefix("program:"): conf[s] for s in conf.sections() if s.startswith("program:")}
-    assert list(programs) == list(ACTORS)
+    assert list(programs) == list(ROSTER)
     for name, section in programs.items():
-        assert section["command"] == f'"%(ENV_SOTTOVOCE_PYTHON)s" -m actors.{name}'
-        assert (REPO / "actors" / f"{name}.py").exists()
+        assert section["command"] == f'"%(ENV_SOTTOVOCE_PYTHON)s" -m actors {name}'
+        assert callable(importlib.import_module(roster.MODULES[Role(name)]).main)
         assert section["directory"] == "%(here)s/.."
         assert 'SOTTOVOCE_LOG_FILE="false"' in section["environment"]
         assert section["stdout_logfile"] == "%(ENV_SOTTOVOCE_LOG_DIR)s/%(program_name)s.log"
@@ -268,8 +270,8 @@ def test_supervisord_conf_runs_every_actor_in_order() -> None:
         assert section["stopasgroup"] == section["killasgroup"] == "true"
     priority = {name: int(s["priority"]) for name, s in programs.items()}
     assert priority["scheduler"] < min(priority["ingest"], priority["transcriber"])
-    assert max(priority["ingest"], priority["transcriber"]) < min(priority[m] for m in ACTORS[3:-1])
-    assert max(priority[m] for m in ACTORS[:-1]) < priority["warden"]
+    assert max(priority["ingest"], priority["transcriber"]) < min(priority[m] for m in ROSTER[3:-1])
+    assert max(priority[m] for m in ROSTER[:-1]) < priority["warden"]
 
 
 def test_supervisord_conf_reads_only_variables_up_sets(tmp_path: Path) -> None:

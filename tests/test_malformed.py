@@ -10,8 +10,8 @@ import msgpack
 import pytest
 import zmq
 
-from actors.config import Config
-from actors.worker import Worker
+from actors.runtime.config import Config
+from actors.runtime.worker import Worker
 from protocol import decode, encode
 from protocol.control import Ping, Reply, Stats, SubmitAudio
 from protocol.work import Heartbeat
@@ -99,7 +99,7 @@ def test_garbage_on_the_work_endpoint_is_counted_not_fatal(scheduler: Stack) -> 
 def test_worker_skips_malformed_frames(tmp_path) -> None:
     cfg = Config.load(path=tmp_path / "none.toml", overrides=[f"paths.runtime_dir={tmp_path}/r"])
     worker = Worker(cfg)
-    assert worker._on_frames([b"", b"\x00garbage"]) == ""
-    assert worker._on_frames([b"", encode(Ping(), "s")]) == ""  # not a work message
-    assert worker.bad_frames == 2
+    worker.link.handle_frame(b"\x00garbage")
+    worker.link.handle_frame(encode(Ping(), "s"))  # not a work message
+    assert worker.link.bad_frames == 2
     assert worker.pending == 0

@@ -1,4 +1,4 @@
-"""The Prometheus endpoint (actors/metrics.py) and `sottovoce stats`: the conversion of a STATS
+"""The Prometheus endpoint (actors/hub/metrics.py) and `sottovoce stats`: the conversion of a STATS
 reply into metric families, a collector whose scheduler is away, and the real scheduler process
 serving /metrics (agreeing with STATS after a real job), serving nothing by default, and running
 on when its port is taken."""
@@ -19,8 +19,8 @@ import zmq
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.config import Config
-from actors.metrics import StatsCollector, families
+from actors.hub.metrics import StatsCollector, families
+from actors.runtime.config import Config
 from protocol.control import Ping, Stats
 from tests.harness import Stack, pcm16, poll
 

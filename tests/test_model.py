@@ -8,13 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.audiofile import decode_to_array
-from actors.model import HOP_SAMPLES, WhisperBackend
+from actors.media.audiofile import decode_to_array
+from actors.workers.model import HOP_SAMPLES, WhisperBackend
 
 pytestmark = pytest.mark.model
 
 WINDOW = 30 * 16000
-OPTIONS = {"language": "en", "beam_size": 5}
+OPTIONS = {
+    "language": "en",
+    "task": "transcribe",
+    "beam_size": 5,
+    "condition_on_previous_text": False,
+    "word_timestamps": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +69,8 @@ def test_unloadable_model_says_why() -> None:
 def test_windows_are_clamped_like_the_whole_file(long_audio: Path) -> None:
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from actors.melref import mel_reference
-    from actors.model import ReferencedFeatures
+    from actors.media.loudness import mel_reference
+    from actors.workers.model import ReferencedFeatures
 
     pcm = decode_to_array(long_audio)
     audio = pcm.astype(np.float32) / 32768.0

@@ -1,4 +1,4 @@
-"""The test pause points (actors/pausepoint.py): which work an armed file holds, that one
+"""The test pause points (actors/runtime/pausepoint.py): which work an armed file holds, that one
 process claims it once, and that the process is stopped at the point itself."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from actors import pausepoint, procinfo
+from actors.runtime import pausepoint, procinfo
 from tests.harness import REPO, poll
 
 
@@ -49,7 +49,7 @@ def test_the_process_stops_at_the_point_and_claims_the_file_once(tmp_path: Path)
     armed.write_text("at=plan\njob=j1\n")
     script = (
         "import sys, threading\n"
-        "from actors import pausepoint\n"
+        "from actors.runtime import pausepoint\n"
         "class Log:\n"
         "    def warning(self, *a, **k): pass\n"
         "    info = warning\n"

@@ -1,4 +1,4 @@
-"""Where a long dictation is cut into pieces (actors/speech.py cut_point, SPEC.md 19.2), on
+"""Where a long dictation is cut into pieces (actors/media/speech.py cut_point, SPEC.md 19.2), on
 espeak-ng speech with known pauses."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.speech import cut_point
+from actors.media.speech import cut_point
 from tests.harness import espeak_wav, pcm16
 
 RATE = 16000

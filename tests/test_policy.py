@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.config import Config
-from actors.jobs import JobBook
-from actors.policy import PRIORITY_RANK, JobQueue, QueuedJob
-from actors.store import Store
+from actors.hub.jobbook import JobBook
+from actors.hub.runqueue import PRIORITY_RANK, JobQueue, QueuedJob
+from actors.hub.store import Store
+from actors.runtime.config import Config
 from protocol.control import JobOptions, SubmitAudio, SubmitFile
 from protocol.events import Event
 from protocol.work import Chunk, ChunkResult, Continuation, Plan, Segment
@@ -170,7 +170,7 @@ def test_high_priority_runs_right_after_the_chunk_in_flight(book, tmp_path: Path
     assert [run_one(book) for _ in range(3)] == [(high, 0), (low, 1), (low, 2)]
     kinds = [(e.kind, e.job_id) for e in events if e.kind in ("completed",)]
     assert kinds == [("completed", high), ("completed", low)]
-    assert book.result(low).data["text"] == "a low-1 low-2".replace("low", low)
+    assert book.views.result(low).data["text"] == "a low-1 low-2".replace("low", low)
 
 
 def test_pause_keeps_the_chunk_in_flight_and_resume_continues(book, tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_submit_validation(book, tmp_path: Path) -> None:
     assert book.submit_audio(SubmitAudio(pcm=b"\x00\x00" * 100)).code == "invalid_argument"
     bad = SubmitFile(path="/x.wav", options=JobOptions(task="summarise"))
     assert book.submit_file(bad).code == "invalid_argument"
-    assert book.status("nope").code == "not_found"
+    assert book.views.status("nope").code == "not_found"
 
 
 def test_recovery_completes_a_job_whose_last_chunk_was_committed(book, tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_recovery_completes_a_job_whose_last_chunk_was_committed(book, tmp_path:
     fresh.recover()
     assert fresh.store.job(job_id).state == "completed"
     assert [e.kind for e in events] == ["completed"]
-    assert fresh.result(job_id).data["text"].endswith("last")
+    assert fresh.views.result(job_id).data["text"].endswith("last")
 
 
 def test_partial_consumption_moves_the_next_window(book, tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_cancelled_job_has_no_result(book, tmp_path: Path) -> None:
     book, _ = book
     job_id = submit(book, tmp_path, "normal", 1)
     book.cancel(job_id)
-    reply = book.result(job_id)
+    reply = book.views.result(job_id)
     assert (reply.code, "cancelled" in reply.reason) == ("invalid_state", True)
 
 
@@ -317,7 +317,7 @@ def test_a_chunk_error_for_another_index_still_frees_the_job(book, tmp_path: Pat
 
 
 def test_percentile_is_nearest_rank() -> None:
-    from actors.jobs import percentile
+    from actors.hub.jobviews import percentile
 
     assert percentile([1, 2], 50) == 1
     assert percentile(list(range(1, 11)), 50) == 5

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from protocol.control import Cancel, JobStatus, ListJobs, Ping, Stats
-from tests.harness import FINAL, LONG_FLAC, poll, transcript, window_compute_s
+from protocol.vocab import FINAL_STATES
+from tests.harness import LONG_FLAC, poll, transcript, window_compute_s
 from tests.keylistener import KeyListener
 from tests.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.rig import Display, load_pcm, speech_pcm
@@ -226,7 +227,7 @@ def test_under_file_load_ptt_comes_first_and_the_file_is_unchanged(
     latency = delivered.data["latency"]["release_to_text"]
     assert latency <= own_s + file_window_s + 0.2 + 0.5, (latency, own_s, file_window_s)
     assert transcript(rig.stack, file_job) == clean_transcript
-    if rig.stack.job(filler)["state"] not in FINAL:
+    if rig.stack.job(filler)["state"] not in FINAL_STATES:
         rig.stack.client.call(Cancel(job_id=filler))  # the next test starts idle
 
 
@@ -362,7 +363,7 @@ def test_a_dictation_longer_than_one_window_is_windowed_like_a_file(rig: PushToT
         pcm = np.concatenate([speech_pcm(s) for s in (SENTENCE, LONGER, KITCHEN) * 6])[: 40 * 16000]
     from faster_whisper import WhisperModel
 
-    from actors.model import embedded_model_path
+    from actors.workers.model import embedded_model_path
 
     bare_segments, _ = WhisperModel(embedded_model_path(), device="cpu", compute_type="int8").transcribe(
         pcm.astype(np.float32) / 32768, language="en", beam_size=5

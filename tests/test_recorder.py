@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actors.recorder import Recorder
+from actors.ptt.recorder import Recorder
 
 BLOCK = 160
 RATE = 16000

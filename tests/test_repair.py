@@ -1,4 +1,4 @@
-"""Finding speech Whisper jumped over inside a window (actors/repair.py), without the model."""
+"""Finding speech Whisper jumped over inside a window (actors/workers/repair.py), without the model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors import repair
+from actors.workers import repair
 from tests.harness import SPEECH
 
 
@@ -85,7 +85,7 @@ def test_a_whisper_after_a_loud_reader_is_transcribed(
     segments jump over it."""
     if not SPEECH.exists():
         pytest.skip(f"needs the shared speech data ({SPEECH} is missing)")
-    from actors.melref import mel_reference
+    from actors.media.loudness import mel_reference
     from tests.bench.recordings import seeded
     from tests.bench.scoring import words
     from tests.replay import stack_model
@@ -93,7 +93,13 @@ def test_a_whisper_after_a_loud_reader_is_transcribed(
     recording = seeded(1, 150)
     pcm = recording.pcm[int(at_s * 16000) : int((at_s + 20) * 16000)]
     audio, level = pcm.astype(np.float32) / 32768, mel_reference(recording.pcm)
-    options = {"language": "en", "beam_size": 5}
+    options = {
+        "language": "en",
+        "task": "transcribe",
+        "beam_size": 5,
+        "condition_on_previous_text": False,
+        "word_timestamps": False,
+    }
 
     def text() -> str:
         out = stack_model().transcribe(audio, 0.0, options, None, mel_max=level)

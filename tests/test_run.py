@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from actors.runner import ACTORS
+from protocol.vocab import ROSTER
 from tests.harness import REPO, Stack, as_in_a_terminal, poll
 
 pytestmark = pytest.mark.stack
@@ -48,7 +48,7 @@ def test_run_starts_the_stack_and_stops_it(how: str) -> None:
         run = start_run(stack)
         try:
             stack.wait_ready()  # scheduler, ingest and transcriber all answer
-            kids = poll(lambda: children(run.pid) if len(children(run.pid)) == len(ACTORS) else None, 30)
+            kids = poll(lambda: children(run.pid) if len(children(run.pid)) == len(ROSTER) else None, 30)
             second = stack.cli("run", timeout_s=60)
             assert second.returncode == 1 and "already running" in second.stderr
             run.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
@@ -68,7 +68,7 @@ def test_a_second_scheduler_on_the_same_store_is_refused() -> None:
         stack.wait_ready(roles=())
         env = {**stack.env, "SOTTOVOCE_PATHS_RUNTIME_DIR": str(stack.root / "run2")}
         second = subprocess.run(
-            [sys.executable, "-m", "actors.scheduler"],
+            [sys.executable, "-m", "actors", "scheduler"],
             env=env,
             cwd=REPO,
             capture_output=True,

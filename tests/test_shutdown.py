@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from actors import procinfo
+from actors.runtime import procinfo
 from protocol.control import Stats
 from tests.harness import REPO, Stack, collect_events, poll, transcript
 
@@ -197,7 +197,7 @@ def test_no_actor_outlives_its_parent() -> None:
                 sys.executable,
                 "-c",
                 "import subprocess, sys, time\n"
-                "p = subprocess.Popen([sys.executable, '-m', 'actors.ingest'])\n"
+                "p = subprocess.Popen([sys.executable, '-m', 'actors', 'ingest'])\n"
                 "print(p.pid, flush=True)\n"
                 "time.sleep(600)\n",
             ],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.client import read_events
+from actors.runtime.client import read_events
 from protocol.control import Pause, Ping, Resume
 from tests.harness import Stack, collect_events, pcm16, poll, transcript
 

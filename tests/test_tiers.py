@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from actors import procinfo
+from actors.runtime import procinfo
 from tests.harness import REPO
-from tests.tiers import UnitTierViolation, starts_an_actor
+from tests.tiers import UnitTierViolation, is_actor_module, starts_an_actor
 
 UNIT_TIER_BUDGET_S = 60.0
 
 
 def test_a_unit_test_cannot_start_an_actor_or_the_rig() -> None:
     for argv in (
-        [sys.executable, "-m", "actors.scheduler"],
+        [sys.executable, "-m", "actors", "scheduler"],
         [sys.executable, "-m", "actors.cli", "ping"],
         ["sottovoce", "up"],
         ["Xvfb", ":99"],
@@ -35,7 +35,7 @@ def test_a_unit_test_cannot_start_an_actor_or_the_rig() -> None:
 def test_a_unit_test_cannot_load_the_model() -> None:
     from faster_whisper import WhisperModel
 
-    from actors.model import WhisperBackend, embedded_model_path
+    from actors.workers.model import WhisperBackend, embedded_model_path
 
     with pytest.raises(UnitTierViolation):
         WhisperModel(embedded_model_path(), device="cpu", compute_type="int8")
@@ -46,7 +46,7 @@ def test_a_unit_test_cannot_load_the_model() -> None:
 
 
 def test_what_counts_as_starting_an_actor() -> None:
-    assert starts_an_actor(["python", "-m", "actors.ingest", "--set", "x=1"])
+    assert starts_an_actor(["python", "-m", "actors", "ingest", "--set", "x=1"])
     assert starts_an_actor([Path("/usr/bin/Xvfb"), ":3"])
     assert not starts_an_actor(["sox", "in.wav", "out.flac"])
     assert not starts_an_actor("espeak-ng -w out.wav hello")
@@ -67,7 +67,7 @@ def actor_processes_under(ancestor: int) -> set[int]:
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        if any(a.startswith("actors.") for a in procinfo.cmdline(pid)) and descends_from(pid, ancestor):
+        if any(is_actor_module(a) for a in procinfo.cmdline(pid)) and descends_from(pid, ancestor):
             pids.add(pid)
     return pids
 

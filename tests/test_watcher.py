@@ -219,7 +219,7 @@ def test_say_during_a_batch_comes_back_within_one_window(
 
 
 def stack_chunk_timings(stack: Stack) -> list[tuple[float, float]]:
-    from actors.store import Store
+    from actors.hub.store import Store
 
     store = Store(stack.cfg.store_path)
     try:

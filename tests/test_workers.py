@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from actors.config import Config
-from actors.ingest import Ingest
-from actors.model import ChunkOutput
-from actors.transcriber import Transcriber
+from actors.runtime.config import Config
+from actors.workers.ingest import Ingest
+from actors.workers.model import ChunkOutput
+from actors.workers.transcriber import Transcriber
 from protocol.codec import Envelope
 from protocol.control import JobOptions
 from protocol.records import Record
@@ -55,8 +55,21 @@ class Backend:
         return ChunkOutput([seg], "en", 0.01, self.consumed if self.consumed is not None else len(audio))
 
 
-def chunk(**kw: Any) -> Chunk:
-    return Chunk(job_id="j", index=2, start=32000, pcm=b"\x00\x00" * 16000, mel_max=1.5, **kw)
+RESOLVED = {
+    "task": "transcribe",
+    "beam_size": 5,
+    "word_timestamps": False,
+    "condition_on_previous_text": False,
+}
+"""Options as the scheduler sends them: every one resolved (language None = detect)."""
+
+
+def chunk(options: JobOptions | None = None, **kw: Any) -> Chunk:
+    given = {k: v for k, v in (options or JobOptions()).to_wire().items() if v is not None}
+    resolved = JobOptions.from_wire({**RESOLVED, **given})
+    return Chunk(
+        job_id="j", index=2, start=32000, pcm=b"\x00\x00" * 16000, mel_max=1.5, options=resolved, **kw
+    )
 
 
 def test_transcriber_replies_with_segments_and_the_continuation(cfg: Config) -> None:
@@ -75,6 +88,15 @@ def test_transcriber_conditions_on_context_only_when_asked(cfg: Config) -> None:
     [(reply, _)] = run(worker, chunk(options=JobOptions(condition_on_previous_text=True)))
     assert [c[2] for c in backend.calls] == ["Names", "before", None]
     assert reply.continuation.context == "hi"
+
+
+def test_a_chunk_without_resolved_options_is_refused(cfg: Config) -> None:
+    """The scheduler resolves every option; the transcriber has no defaults of its own."""
+    backend = Backend()
+    bare = Chunk(job_id="j", index=2, start=32000, pcm=b"\x00\x00" * 16000)
+    [(reply, _)] = run(Transcriber(cfg, backend), bare)
+    assert isinstance(reply, ChunkError) and reply.code == "bad_message" and "task" in reply.reason
+    assert backend.calls == []
 
 
 def test_a_chunk_that_raises_gets_an_error_and_the_worker_goes_on(cfg: Config) -> None:

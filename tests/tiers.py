@@ -39,7 +39,12 @@ def starts_an_actor(args: Any) -> bool:
         if isinstance(args, Sequence) and not isinstance(args, str)
         else [str(args)]
     )
-    return any(a.startswith("actors.") or os.path.basename(a) in GUARDED_PROGRAMS for a in argv[:3])
+    return any(is_actor_module(a) or os.path.basename(a) in GUARDED_PROGRAMS for a in argv[:3])
+
+
+def is_actor_module(arg: str) -> bool:
+    """`actors` or `actors.X` as `python -m` names them."""
+    return arg == "actors" or arg.startswith("actors.")
 
 
 def _refuse(what: str) -> None:

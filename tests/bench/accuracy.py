@@ -41,8 +41,8 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from actors.config import Config  # noqa: E402
-from actors.model import embedded_model_path  # noqa: E402
+from actors.runtime.config import Config  # noqa: E402
+from actors.workers.model import embedded_model_path  # noqa: E402
 from tests.bench.core import machine_info, print_json, say  # noqa: E402
 from tests.bench.recordings import Recording, benchmark_set, clip_pcm  # noqa: E402
 from tests.bench.scoring import score  # noqa: E402

@@ -49,13 +49,14 @@ if str(REPO) not in sys.path:
 
 import zmq  # noqa: E402
 
-from actors.client import ClientError  # noqa: E402
-from actors.jobs import percentile  # noqa: E402  (the scheduler's definition)
-from actors.model import embedded_model_path  # noqa: E402
+from actors.hub.jobviews import percentile  # noqa: E402  (the scheduler's definition)
+from actors.runtime.client import ClientError  # noqa: E402
+from actors.workers.model import embedded_model_path  # noqa: E402
 from protocol import ProtocolError, decode  # noqa: E402
 from protocol.control import Cancel, Pause, Resume, Stats  # noqa: E402
 from protocol.events import Event  # noqa: E402
-from tests.harness import FINAL, SPEECH, Stack, pcm16, poll  # noqa: E402
+from protocol.vocab import FINAL_STATES  # noqa: E402
+from tests.harness import SPEECH, Stack, pcm16, poll  # noqa: E402
 
 SAMPLE_RATE = 16000
 LANGUAGE = "en"
@@ -196,10 +197,10 @@ class Events:
                 job = self.stack.job(job_id)
             except ClientError:
                 return None
-            return Event(kind=job["state"], job_id=job_id, data={}) if job["state"] in FINAL else None
+            return Event(kind=job["state"], job_id=job_id, data={}) if job["state"] in FINAL_STATES else None
 
         seen = self.wait_for(
-            lambda e: e.job_id == job_id and e.kind in FINAL,
+            lambda e: e.job_id == job_id and e.kind in FINAL_STATES,
             timeout_s,
             f"job {job_id} to finish",
             since=since,
@@ -421,7 +422,7 @@ class Background:
             return
         if seen.event.kind == "completed":
             self.submit()
-        elif seen.event.kind in FINAL:
+        elif seen.event.kind in FINAL_STATES:
             raise RuntimeError(f"background job {self.job_id} ended {seen.event.kind}: {seen.event.data}")
 
     def chunk_in_flight(self) -> bool:
@@ -547,7 +548,7 @@ def settle_paused(stack: Stack, events: Events, job_id: str) -> dict[str, Any]:
 
     def paused_state() -> str:
         state = str(stack.job(job_id)["state"])
-        return state if state in ("paused", *FINAL) else ""
+        return state if state in ("paused", *FINAL_STATES) else ""
 
     state = poll(paused_state, 10.0, what=f"job {job_id} to show paused")
     mark = events.mark()

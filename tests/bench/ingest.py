@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from actors.audiofile import PcmFile, decode_to_file  # noqa: E402
-from actors.chunking import PlanOptions, plan_spans  # noqa: E402
-from actors.melref import mel_reference  # noqa: E402
+from actors.media.audiofile import PcmFile, decode_to_file  # noqa: E402
+from actors.media.loudness import mel_reference  # noqa: E402
+from actors.workers.chunking import PlanOptions, plan_spans  # noqa: E402
 
 
 def peak_rss_mib() -> int:

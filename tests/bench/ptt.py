@@ -55,11 +55,12 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from actors.client import read_events  # noqa: E402
-from actors.jobs import percentile  # noqa: E402
+from actors.hub.jobbook import percentile  # noqa: E402
+from actors.runtime.client import read_events  # noqa: E402
 from protocol.control import Cancel, Stats  # noqa: E402
+from protocol.vocab import FINAL_STATES  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say, wer  # noqa: E402
-from tests.harness import FINAL, LONG_FLAC, SPEECH, collect_events, poll  # noqa: E402
+from tests.harness import LONG_FLAC, SPEECH, collect_events, poll  # noqa: E402
 from tests.pttdriver import Dictation, PushToTalkRig  # noqa: E402
 from tests.replay import GAP_S, long_utterance, manifest_clips  # noqa: E402
 from tests.rig import RATE_HZ, load_pcm  # noqa: E402
@@ -189,7 +190,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def keep_load(rig: PushToTalkRig, load_jobs: list[str]) -> None:
     """Top the unfinished low-priority file jobs up to LOAD_DEPTH, so the model never runs out
     of file windows during a dictation (with drain on or off alike)."""
-    unfinished = [j for j in load_jobs if rig.stack.job(j)["state"] not in FINAL]
+    unfinished = [j for j in load_jobs if rig.stack.job(j)["state"] not in FINAL_STATES]
     for _ in range(LOAD_DEPTH - len(unfinished)):
         load_jobs.append(rig.stack.submit_file(LONG_FLAC, priority="low"))
 
@@ -225,7 +226,7 @@ def clip_phases(
             )
         )
     for job_id in load_jobs:  # the next phase starts on an idle stack
-        if rig.stack.job(job_id)["state"] not in FINAL:
+        if rig.stack.job(job_id)["state"] not in FINAL_STATES:
             rig.stack.client.call(Cancel(job_id=job_id))
         rig.stack.wait_job(job_id, 120)
     stats = rig.stack.client.call(Stats())

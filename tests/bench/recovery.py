@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from actors.client import read_events  # noqa: E402
-from actors.supervise import Supervisor  # noqa: E402
+from actors.cli.supervise import Supervisor  # noqa: E402
+from actors.runtime.client import read_events  # noqa: E402
 from protocol.control import Stats  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, median, rnd, say  # noqa: E402
 from tests.harness import LONG_FLAC, Stack, poll, transcript  # noqa: E402

@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from actors.model import WhisperBackend  # noqa: E402
+from actors.workers.model import WhisperBackend  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say, wer  # noqa: E402
 from tests.harness import SPEECH  # noqa: E402
 from tests.replay import long_utterance, recorded, replay  # noqa: E402

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from actors.jobs import percentile  # noqa: E402
+from actors.hub.jobbook import percentile  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, rnd, say, wer  # noqa: E402
 from tests.bench.ptt import pick_clips  # noqa: E402
 from tests.harness import SPEECH, Stack, poll  # noqa: E402
