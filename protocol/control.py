@@ -64,20 +64,20 @@ class SubmitAudio(Record):
     source: str = "cli"
     """Who submitted."""
     marks: dict[str, float] = field(default_factory=dict)
-    """Latency marks so far (SPEC.md 16.5), epoch seconds."""
+    """Latency marks so far (SPEC.md 12.6), epoch seconds."""
     mel_max: float | None = None
     """The recording's log-mel reference level; None: each window's own."""
     open: bool = False
-    """More audio follows with APPEND-AUDIO (SPEC.md 19.2)."""
+    """More audio follows with APPEND-AUDIO (SPEC.md 12.4)."""
     hold: str = ""
-    """The drain hold this utterance fulfils: it lasts until the job ends (SPEC.md 19.1)."""
+    """The drain hold this utterance fulfils: it lasts until the job ends (SPEC.md 6.4)."""
     member: str = ""
     """The sender's member name on `work`: an open job is closed if that member goes away."""
 
 
 @dataclass(frozen=True)
 class AppendAudio(Record):
-    """The next piece of an open audio job (SPEC.md 19.2)."""
+    """The next piece of an open audio job (SPEC.md 12.4)."""
 
     TYPE = "append_audio"
     job_id: str
@@ -165,7 +165,7 @@ class Ping(Record):
 
     TYPE = "ping"
     actor: str = "scheduler"
-    """scheduler, or a role: ingest, transcriber, audio, hotkey, deliver."""
+    """scheduler, or any other role of protocol.vocab's ROSTER."""
 
 
 @dataclass(frozen=True)
@@ -177,11 +177,12 @@ class Stats(Record):
 
 @dataclass(frozen=True)
 class Report(Record):
-    """A member asks the scheduler to publish an event (SPEC.md 16.3)."""
+    """A member asks the scheduler to publish an event (SPEC.md 5.3)."""
 
     TYPE = "report"
     kind: str
-    """recording, dropped, device or delivered."""
+    """One of protocol.vocab's REPORTED_KINDS: recording, dropped, device, delivered, the
+    watcher's kinds, or killed (the warden)."""
     job_id: str = ""
     """The job, for delivered."""
     data: dict[str, Any] = field(default_factory=dict)

@@ -1,5 +1,5 @@
-"""Requests to members' own endpoints: the audio actor's `ptt` (SPEC.md 16.2) and the
-watcher's `watch` (SPEC.md 17)."""
+"""Requests to members' own endpoints: the audio actor's `ptt` (SPEC.md 12.2) and the
+watcher's `watch` (SPEC.md 13.2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The stack's vocabulary, defined once: audio format, roles, priorities, job states and event
-kinds. Every actor, the CLI and the tests read these names from here (SPEC.md, "Vocabulary")."""
+kinds. Every actor, the CLI and the tests read these names from here; SPEC.md defines them
+(3.1 roles, 5.3 priorities, 9 job states, 7 event kinds)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ class Role(StrEnum):
 ROSTER: tuple[Role, ...] = tuple(Role)
 """Every actor, in the order a stack starts them (scheduler first; it is stopped last)."""
 WORKER_ROLES: tuple[Role, ...] = (Role.TRANSCRIBER, Role.INGEST)
-"""Roles that take work (WORK dialog, SPEC.md 5)."""
+"""Roles that take work (WORK dialog, SPEC.md 6)."""
 MEMBER_ROLES: tuple[Role, ...] = (Role.AUDIO, Role.HOTKEY, Role.DELIVER, Role.WATCHER, Role.WARDEN)
-"""Roles that hold a member link to the scheduler but take no work (SPEC.md 16)."""
+"""Roles that hold a member link to the scheduler but take no work (SPEC.md 12)."""
 
 
 class Priority(StrEnum):
@@ -78,10 +79,10 @@ JOB_KINDS = (
 )
 """Job events: topic `job.<kind>`."""
 PTT_KINDS = ("recording", "dropped", "device", "hold")
-"""Audio events (SPEC.md 16.6): topic `ptt.<kind>`, no job."""
+"""Audio events (SPEC.md 7.4): topic `ptt.<kind>`, no job."""
 WATCH_KINDS = ("file_seen", "file_submitted", "file_exported", "file_failed")
-"""Watcher events (SPEC.md 17): topic `watch.<kind>`."""
+"""Watcher events (SPEC.md 13): topic `watch.<kind>`."""
 WORKER_KINDS = ("joined", "left", "lost", "killed")
-"""Worker and member presence (SPEC.md 18.5): topic `worker.<kind>`, job_id ""."""
+"""Worker and member presence (SPEC.md 7.6): topic `worker.<kind>`, job_id ""."""
 REPORTED_KINDS = ("recording", "dropped", "device", "delivered", *WATCH_KINDS, "killed")
 """Kinds a member may ask the scheduler to publish (REPORT)."""

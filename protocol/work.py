@@ -17,7 +17,8 @@ class Ready(Record):
 
     TYPE = "ready"
     role: str
-    """transcriber or ingest; members: audio, hotkey, deliver."""
+    """A role of protocol.vocab's ROSTER: transcriber or ingest (workers), or a member: audio,
+    hotkey, deliver, watcher, warden."""
     name: str
     """Human-readable worker name (host:pid)."""
     pid: int
@@ -29,7 +30,7 @@ class Ready(Record):
     detail: str = ""
     """Why degraded, in plain words."""
     rss: int = 0
-    """Resident memory in bytes; 0: unknown (SPEC.md 18.5)."""
+    """Resident memory in bytes; 0: unknown (SPEC.md 6.2)."""
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,19 @@ class Heartbeat(Record):
 @dataclass(frozen=True)
 class Disconnect(Record):
     """Scheduler to worker: I do not know you; reconnect and say READY. Worker to scheduler:
-    I am stopping; the scheduler's DISCONNECT back acknowledges it (SPEC.md 18.2)."""
+    I am stopping; the scheduler's DISCONNECT back acknowledges it (SPEC.md 6.5)."""
 
     TYPE = "disconnect"
     reason: str = ""
     """Why."""
     abandon: bool = False
-    """Worker to scheduler: I drop my task; dispatch it again now (SPEC.md 18.2)."""
+    """Worker to scheduler: I drop my task; dispatch it again now (SPEC.md 6.5)."""
 
 
 @dataclass(frozen=True)
 class Hold(Record):
     """Audio to scheduler: an utterance is being recorded; start no file window until it is
-    done (SPEC.md 19.1)."""
+    done (SPEC.md 6.4)."""
 
     TYPE = "hold"
     hold_id: str

@@ -1,8 +1,11 @@
 """Shared fixtures: speech files (espeak-ng for plumbing, ../shared/data for real speech),
 stacks of real actor processes in private temp dirs, and the push-to-talk rig; the test tiers.
 
-Tiers (README, "Tests"): a test that starts actor processes is marked `stack`, one that loads
-the Whisper model in the test process `model`; every other test is marked `unit` here, and
+Tiers (README, "Tests"), one folder each: tests/stack (actor processes), tests/rig (the
+virtual display and microphone), tests/model (the Whisper model in the test process) and
+tests/unit; helpers live in tests/support, benchmarks in tests/bench. A test is marked by its
+folder here (and may carry more markers: a push-to-talk test is stack and rig); every test
+without a heavy marker is marked `unit`, and
 while a unit test runs (fixtures included) starting an actor process or loading the model
 raises UnitTierViolation, so `pytest -m unit` is guaranteed to need neither.
 """
@@ -16,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import tiers
-from tests.harness import LONG_FLAC, SPEECH, Stack, espeak_wav, transcript
-from tests.pttdriver import PushToTalkRig
-from tests.rig import need_binaries
+from tests.support import tiers
+from tests.support.harness import LONG_FLAC, SPEECH, Stack, espeak_wav, transcript
+from tests.support.pttdriver import PushToTalkRig
+from tests.support.rig import need_binaries
 
 RIG_TOOLS = ("Xvfb", "xdotool", "xclip", "pulseaudio", "pactl", "espeak-ng", "sox")
 SENTENCES = [
@@ -107,7 +110,7 @@ def shared_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[PushToTalkRig]:
-    """The whole stack on the push-to-talk rig (tests/pttdriver.py), one per test module."""
+    """The whole stack on the push-to-talk rig (tests/support/pttdriver.py), one per test module."""
     need_binaries(*RIG_TOOLS)
     r = PushToTalkRig()
     try:
@@ -123,10 +126,20 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.install_guards()
 
 
+FOLDER_TIERS = {"unit": "unit", "stack": "stack", "rig": "rig", "model": "model"}
+"""tests/<folder>/ -> the marker every test in it carries."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     accuracy_selected = "accuracy" in (config.option.markexpr or "")
     for item in items:
-        if not any(item.get_closest_marker(name) for name in tiers.HEAVY):
+        folder = item.path.parent.name
+        if folder in FOLDER_TIERS:
+            item.add_marker(FOLDER_TIERS[folder])
+        heavy = [name for name in tiers.HEAVY if item.get_closest_marker(name)]
+        if folder == "unit" and heavy:
+            raise pytest.UsageError(f"{item.nodeid} is in tests/unit but marked {', '.join(heavy)}: move it")
+        if not heavy:
             item.add_marker(pytest.mark.unit)
         if item.get_closest_marker("accuracy") and not accuracy_selected:
             item.add_marker(pytest.mark.skip(reason=tiers.ACCURACY_SKIP))

@@ -36,7 +36,7 @@ from protocol.control import (
     SubmitFile,
 )
 from protocol.ptt import Ptt, Watch
-from protocol.vocab import FINAL_STATES, Priority
+from protocol.vocab import FINAL_STATES, ROSTER, Priority
 
 STATUS_POLL_S = 1.0
 
@@ -331,7 +331,7 @@ def cmd_stats(args: argparse.Namespace, cfg: Config, client: Client) -> int:
 
 
 def _busy(b: dict[str, Any] | None) -> str:
-    """How often a key release found the transcriber busy with other work (SPEC.md 19.3)."""
+    """How often a key release found the transcriber busy with other work (SPEC.md 12.6)."""
     if not b or not b["count"]:
         return "found the transcriber busy: none measured yet"
     return f"found the transcriber busy: {b['busy']} of {b['count']} ({b['fraction']:.0%})"
@@ -481,8 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "run",
         cmd_run,
-        "start every actor (scheduler, ingest, transcriber, audio, hotkey, deliver, watcher) "
-        "in the foreground; Ctrl+C stops them. `sottovoce up` runs them in the background",
+        f"start every actor ({', '.join(ROSTER)}) in the foreground; Ctrl+C stops them. "
+        "`sottovoce up` runs them in the background",
         parents=[],
     )
     supervise.add_commands(add, data)
@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[data, decoding],
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
-    p.add_argument("--priority", choices=tuple(Priority), default="normal")
+    p.add_argument("--priority", choices=tuple(Priority), default=Priority.NORMAL)
     p.add_argument("--wait", action="store_true", help="follow progress, then write the transcripts")
     p.add_argument("--format", default="txt", help=f"comma-separated, from {', '.join(FORMATS)} (txt)")
     p.add_argument("--output-dir", help="where --wait writes FILE_STEM.FORMAT (current directory)")
@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[data, decoding],
     )
     p.add_argument("wav", metavar="WAV", help="a recording (any format ffmpeg reads)")
-    p.add_argument("--priority", choices=tuple(Priority), default="high")
+    p.add_argument("--priority", choices=tuple(Priority), default=Priority.HIGH)
     p.add_argument("--wait-timeout", type=float, default=300.0, help="seconds to wait for the text (300)")
     p = add("jobs", cmd_jobs, "list jobs, newest first (request: list_jobs)")
     p.add_argument("--state", action="append", help="only this state; repeatable")
@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         "actor",
         nargs="?",
         default="scheduler",
-        choices=("scheduler", "ingest", "transcriber", "audio", "hotkey", "deliver", "watcher", "warden"),
+        choices=ROSTER,
     )
     add("stats", cmd_stats, "queue depths, job counts, chunk timings, push-to-talk latency (request: stats)")
     p = add(

@@ -1,4 +1,4 @@
-"""Push-to-talk history: what was dictated, when, and how fast it arrived (SPEC.md 16.7).
+"""Push-to-talk history: what was dictated, when, and how fast it arrived (SPEC.md 12.7).
 
 The scheduler records a completed `ptt` job with non-empty text and applies retention
 (`history.retention_days`, `history.max_entries`) after every insert and at start.

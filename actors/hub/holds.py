@@ -1,4 +1,4 @@
-"""Drain on key-down (SPEC.md 19.1): the holds that keep file windows from starting while an
+"""Drain on key-down (SPEC.md 6.4): the holds that keep file windows from starting while an
 utterance is being recorded, and the transcribers' recent busy times (19.3). Pure logic over
 the scheduler's clock; the Scheduler and JobBook call in."""
 

@@ -25,12 +25,12 @@ from actors.hub.replies import ok as _ok
 from actors.hub.runqueue import JobQueue, QueuedJob
 from actors.hub.store import SQLITE_MAX_INT, JobRow, Store
 from actors.hub.streams import MEL_MAX_RANGE, AudioStreams, audio_problem, joined
-from actors.media.audiofile import fsync_dir
 from actors.runtime.config import Config
+from actors.runtime.files import fsync_dir
 from protocol.control import JobOptions, Reply, Report, SubmitAudio, SubmitFile
 from protocol.errors import ErrorCode
 from protocol.events import Event
-from protocol.vocab import PRIORITY_RANK, REPORTED_KINDS, SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from protocol.vocab import PRIORITY_RANK, REPORTED_KINDS, SAMPLE_RATE, SAMPLE_WIDTH_BYTES, JobState
 from protocol.work import Chunk, ChunkResult, Decode, Plan
 
 MAX_BEAM_SIZE = 32
@@ -103,7 +103,7 @@ class JobBook:
         self.views = JobViews(store, self.queue, self.history, self.overhead_s)
         """The read side: views, lists, results, stats."""
         self.streams = AudioStreams(self)
-        """Drain holds and streamed pieces of push-to-talk jobs (SPEC.md 19)."""
+        """Drain holds and streamed pieces of push-to-talk jobs (SPEC.md 12)."""
 
     def emit(self, event: str, job_id: str, /, **data: Any) -> None:
         self.publish(Event(kind=event, job_id=job_id, data=data))
@@ -113,7 +113,7 @@ class JobBook:
     def recover(self) -> None:
         """Load every unfinished job; each continues from its first uncommitted chunk."""
         for row in self.store.active_jobs():
-            state = "ready" if row.plan_final or row.kind == "audio" else "queued"
+            state = JobState.READY if row.plan_final or row.kind == "audio" else JobState.QUEUED
             if row.state != state:
                 self.store.update_job(row.id, state=state)
             self.queue.add(
@@ -143,7 +143,7 @@ class JobBook:
                 paused=row.paused,
             )
             if self.queue.jobs[row.id].finished:  # crashed between last commit and completion
-                self.finish(row.id, "completed")
+                self.finish(row.id, JobState.COMPLETED)
         self._sweep_cache()
         self.history.enforce_retention()
 
@@ -182,7 +182,7 @@ class JobBook:
             path=path,
             label=label or Path(path).name,
             priority=PRIORITY_RANK[priority],
-            state="queued",
+            state=JobState.QUEUED,
             options=self._resolve_options(options),
             cache_path=str(self.cfg.cache_dir / f"{job_id}.pcm"),
             created=time.time(),
@@ -227,7 +227,7 @@ class JobBook:
         os.replace(tmp, row.cache_path)
         fsync_dir(self.cfg.cache_dir)
         row.decoded, row.samples = True, samples
-        row.state, row.plan_final = "ready", not req.open  # one span per piece: no planning
+        row.state, row.plan_final = JobState.READY, not req.open  # one span per piece: no planning
         row.marks = {**req.marks, "received": time.time()}
         self.streams.mark_busy(row.id, row.marks)
         row.mel_max = req.mel_max
@@ -236,7 +236,7 @@ class JobBook:
             id=row.id,
             seq=row.seq,
             priority=row.priority,
-            state="ready",
+            state=JobState.READY,
             plan_final=not req.open,
             spans=[[0, samples]],
             mel_max_known=req.mel_max is not None,
@@ -256,7 +256,7 @@ class JobBook:
             duration_s=samples / SAMPLE_RATE,
         )
         if job.finished:  # shorter than the shortest window: nothing to transcribe
-            self.finish(row.id, "completed")
+            self.finish(row.id, JobState.COMPLETED)
         return _ok(job=self.view(row))
 
     def row(self, job_id: str) -> JobRow | None:
@@ -317,7 +317,7 @@ class JobBook:
         job = self._active(job_id, "cancel")
         if isinstance(job, Reply):
             return job
-        self.finish(job_id, "cancelled")
+        self.finish(job_id, JobState.CANCELLED)
         return self._current(job_id)
 
     def pause(self, job_id: str) -> Reply:
@@ -369,8 +369,8 @@ class JobBook:
                 "(the ingest worker stopped responding)",
             )
             return None
-        job.state = "decoding"
-        self.store.update_job(job_id, state="decoding", decode_attempts=attempts)
+        job.state = JobState.DECODING
+        self.store.update_job(job_id, state=JobState.DECODING, decode_attempts=attempts)
         path = "" if row.decoded else row.path
         return Decode(
             job_id=job_id, path=path, cache_path=row.cache_path, first_index=max(0, len(job.spans) - 1)
@@ -459,10 +459,10 @@ class JobBook:
             duration_s=(self._duration(msg.job_id) if job.plan_final else None),
             compute_s=round(msg.compute_s, 3),
         )
-        if job.audio:  # its text so far (SPEC.md 19.2)
+        if job.audio:  # its text so far (SPEC.md 12.4)
             self.streams.partial(msg.job_id, msg.segments if fresh else None, msg.index + 1)
         if job.finished:
-            self.finish(msg.job_id, "completed")
+            self.finish(msg.job_id, JobState.COMPLETED)
 
     def _duration(self, job_id: str) -> float | None:
         row = self.row(job_id)
@@ -497,7 +497,7 @@ class JobBook:
             job.set_spans(msg.first_index, msg.spans)
         if msg.final:
             self.store.finish_plan(msg.job_id, msg.samples, msg.decode_s)
-            job.plan_final, job.state = True, "ready"
+            job.plan_final, job.state = True, JobState.READY
             speech = sum(e - s for s, e in job.spans) / SAMPLE_RATE
             self.emit(
                 "decoded",
@@ -508,7 +508,7 @@ class JobBook:
                 decode_s=round(msg.decode_s, 3),
             )
             if job.finished:  # no speech at all: an empty transcript
-                self.finish(msg.job_id, "completed")
+                self.finish(msg.job_id, JobState.COMPLETED)
 
     def decode_failed(self, job_id: str, reason: str) -> None:
         if job_id in self.queue:
@@ -519,7 +519,7 @@ class JobBook:
 
     def task_lost(self, kind: str, job_id: str, index: int, refund: bool = False) -> None:
         """A worker died holding this job's task: it will be dispatched again. `refund`: the
-        worker dropped it on purpose (a stop), so the attempt does not count (SPEC.md 18.2)."""
+        worker dropped it on purpose (a stop), so the attempt does not count (SPEC.md 6.5)."""
         job = self.queue.get(job_id)
         if job is None:
             return
@@ -530,17 +530,17 @@ class JobBook:
             else:
                 job.last_error = "the transcriber stopped responding"
         elif kind == "decode":
-            job.state = "queued"
+            job.state = JobState.QUEUED
             row = self.row(job_id)
             if refund and row is not None and row.decode_attempts > 0:
-                self.store.update_job(job_id, state="queued", decode_attempts=row.decode_attempts - 1)
+                self.store.update_job(job_id, state=JobState.QUEUED, decode_attempts=row.decode_attempts - 1)
             else:
-                self.store.update_job(job_id, state="queued")
+                self.store.update_job(job_id, state=JobState.QUEUED)
 
     # --- endings ------------------------------------------------------------------------
 
     def fail(self, job_id: str, reason: str) -> None:
-        self.finish(job_id, "failed", reason)
+        self.finish(job_id, JobState.FAILED, reason)
 
     def finish(self, job_id: str, state: str, reason: str = "") -> None:
         now = time.time()
@@ -554,7 +554,7 @@ class JobBook:
         job = self.queue.remove(job_id)
         self.models.pop(job_id, None)
         self.streams.job_ended(job_id)
-        if not (job and job.state == "decoding" and not job.plan_final):
+        if not (job and job.state == JobState.DECODING and not job.plan_final):
             Path(row.cache_path).unlink(missing_ok=True)  # else when ingest reports back
         data: dict[str, Any] = {
             "kind": row.kind,
@@ -566,7 +566,7 @@ class JobBook:
         }
         if row.started is not None:
             data["wait_s"] = round(row.started - row.created, 3)
-        if state == "completed":
+        if state == JobState.COMPLETED:
             audio_s = row.samples / SAMPLE_RATE
             data.update(
                 duration_s=audio_s,
@@ -581,5 +581,5 @@ class JobBook:
             data["reason"] = reason
         self.log.info(f"job_{state}", job=job_id, **{k: v for k, v in data.items() if k != "text"})
         self.emit(state, job_id, **data)
-        if state == "completed" and row.kind == "audio":  # after the event: not on the text's path
+        if state == JobState.COMPLETED and row.kind == "audio":  # after the event: not on the text's path
             self.history.record(row, data["text"])

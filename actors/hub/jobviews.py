@@ -15,7 +15,7 @@ from actors.hub.store import SQLITE_MAX_INT, JobRow, Store
 from actors.hub.streams import joined
 from protocol.control import Reply
 from protocol.errors import ErrorCode
-from protocol.vocab import FINAL_STATES, SAMPLE_RATE
+from protocol.vocab import FINAL_STATES, SAMPLE_RATE, JobState
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -50,7 +50,7 @@ class JobViews:
         job = self.queue.get(row.id)
         if (job and job.in_flight) or row.n_done:
             return "running"
-        return "decoding" if row.state == "decoding" else "queued"
+        return JobState.DECODING if row.state == JobState.DECODING else JobState.QUEUED
 
     def view(self, row: JobRow) -> dict[str, Any]:
         """The job as clients see it."""
@@ -100,10 +100,10 @@ class JobViews:
         row = self.row(job_id)
         if row is None:
             return error(ErrorCode.NOT_FOUND, f"no job {job_id!r}")
-        if row.state in ("failed", "cancelled"):
+        if row.state in (JobState.FAILED, JobState.CANCELLED):
             why = f": {row.error}" if row.error else ""
             return error(ErrorCode.INVALID_STATE, f"job {job_id} {row.state}{why}; it has no result")
-        if row.state != "completed":
+        if row.state != JobState.COMPLETED:
             return error(ErrorCode.NOT_READY, f"job {job_id} is {self.display_state(row)}; no result yet")
         segments = self.store.segments(job_id)
         text = joined(s["text"] for s in segments)

@@ -1,4 +1,4 @@
-"""Push-to-talk latency: marks set along the way (SPEC.md 16.5) and the spans derived from them."""
+"""Push-to-talk latency: marks set along the way (SPEC.md 12.6) and the spans derived from them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SPANS: dict[str, tuple[str, str]] = {
 
 def derive(marks: dict[str, float]) -> dict[str, float]:
     """Every span whose two marks are present, in seconds rounded to the millisecond, and
-    `busy_at_key_up` (1.0 or 0.0, SPEC.md 19.3) when the scheduler set it."""
+    `busy_at_key_up` (1.0 or 0.0, SPEC.md 12.6) when the scheduler set it."""
     latency = {
         name: round(marks[end] - marks[start], 3)
         for name, (start, end) in SPANS.items()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.vocab import PRIORITY_RANK, SAMPLE_RATE, Priority
+from protocol.vocab import PRIORITY_RANK, SAMPLE_RATE, JobState, Priority
 
 PRIORITY_NAME = {rank: name for name, rank in PRIORITY_RANK.items()}
 MAX_WINDOW_SAMPLES = 30 * SAMPLE_RATE
@@ -28,7 +28,7 @@ class QueuedJob:
     id: str
     seq: int
     priority: int
-    state: str = "queued"  # queued (needs ingest), decoding, ready (fully planned)
+    state: str = JobState.QUEUED  # queued (needs ingest), decoding, ready (fully planned)
     paused: bool = False
     spans: list[list[int]] = field(default_factory=list)  # planned so far, [start, end)
     position: int = 0  # where the next window starts, in samples
@@ -41,7 +41,7 @@ class QueuedJob:
     last_error: str = ""
     max_window: int = MAX_WINDOW_SAMPLES
     audio: bool = False
-    """A SUBMIT-AUDIO job (push-to-talk): its text so far is published (SPEC.md 19.2)."""
+    """A SUBMIT-AUDIO job (push-to-talk): its text so far is published (SPEC.md 12.4)."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -73,7 +73,7 @@ class QueuedJob:
         return (
             not self.paused
             and not self.in_flight
-            and self.state in ("decoding", "ready")
+            and self.state in (JobState.DECODING, JobState.READY)
             and self.window() is not None
         )
 
@@ -108,13 +108,13 @@ class JobQueue:
 
     def next_chunk(self, max_rank: int = PRIORITY_RANK[Priority.LOW]) -> QueuedJob | None:
         """The runnable job that should get the transcriber next, among priorities up to
-        `max_rank` (a drain hold admits only high: SPEC.md 19.1)."""
+        `max_rank` (a drain hold admits only high: SPEC.md 6.4)."""
         candidates = [j for j in self.jobs.values() if j.runnable and j.priority <= max_rank]
         return min(candidates, key=lambda j: j.key, default=None)
 
     def next_decode(self) -> QueuedJob | None:
         """The job that should get an ingest worker next (paused jobs wait)."""
-        candidates = [j for j in self.jobs.values() if j.state == "queued" and not j.paused]
+        candidates = [j for j in self.jobs.values() if j.state == JobState.QUEUED and not j.paused]
         return min(candidates, key=lambda j: j.key, default=None)
 
     def depth(self) -> dict[str, int]:

@@ -117,7 +117,7 @@ class WorkerInfo:
     """It sent DISCONNECT while holding a task: no new task; forgotten when this one ends."""
     started: int | None = None
     """Its process's start time, if it runs on this machine: its exit is then noticed at the
-    next heartbeat tick instead of after `heartbeat_liveness` missed beats (SPEC.md 18.1)."""
+    next heartbeat tick instead of after `heartbeat_liveness` missed beats (SPEC.md 14.1)."""
 
     @property
     def host(self) -> str:
@@ -132,7 +132,7 @@ class Scheduler:
         self.log = log
         self.book = JobBook(cfg, store, log, self.publish)
         self.streams = self.book.streams
-        """Holds and streamed dictations (SPEC.md 19), called directly, not through the book."""
+        """Holds and streamed dictations (SPEC.md 12), called directly, not through the book."""
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.interval_s = float(cfg.get("scheduler.heartbeat_interval_s"))
         self.liveness = int(cfg.get("scheduler.heartbeat_liveness"))
@@ -412,7 +412,7 @@ class Scheduler:
         self.presence("joined", worker)
 
     def presence(self, kind: str, worker: WorkerInfo, **data: Any) -> None:
-        """Publish worker.<kind> (SPEC.md 18.5)."""
+        """Publish worker.<kind> (SPEC.md 7.6)."""
         self.publish(
             Event(
                 kind=kind,
@@ -454,7 +454,7 @@ class Scheduler:
         self._gone(identity, worker)
 
     def _gone(self, identity: bytes, worker: WorkerInfo) -> None:
-        """No hold and no open utterance survives its sender (SPEC.md 19)."""
+        """No hold and no open utterance survives its sender (SPEC.md 12)."""
         again = any(w.name == worker.name for w in self.workers.values())
         self.streams.member_gone(identity, worker.name, name_still_registered=again)
 
@@ -465,7 +465,7 @@ class Scheduler:
             self.streams.release_hold(msg.hold_id)
 
     def handle_member_report(self, identity: bytes, env: Envelope, msg: Report) -> None:
-        """REPORT on the member's own link (SPEC.md 16.3): no reply; a refusal is logged."""
+        """REPORT on the member's own link (SPEC.md 5.3): no reply; a refusal is logged."""
         reply = self.book.report(msg)
         if reply.status != "ok":
             self.log.warning("report_refused", sender=env.sender, kind=msg.kind, reason=reply.reason)

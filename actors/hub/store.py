@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.vocab import ACTIVE_STATES
+from protocol.vocab import ACTIVE_STATES, SAMPLE_RATE, JobState
 from protocol.work import ChunkResult
 
 SQLITE_MAX_INT = 2**63 - 1
@@ -138,7 +138,7 @@ class JobRow:
     mel_max: float | None = None
     """Log-mel reference level of the whole recording (actors/media/loudness.py)."""
     marks: dict[str, float] = field(default_factory=dict)
-    """Push-to-talk latency marks (SPEC.md 16.5)."""
+    """Push-to-talk latency marks (SPEC.md 12.6)."""
     model: str = ""
     """Model of the transcriber that committed the latest window."""
     n_spans: int = 0
@@ -328,7 +328,9 @@ class Store:
             self._update(db, job_id, fields)
 
     def finish_plan(self, job_id: str, samples: int, decode_s: float) -> None:
-        self.update_job(job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s, state="ready")
+        self.update_job(
+            job_id, plan_final=1, decoded=1, samples=samples, decode_s=decode_s, state=JobState.READY
+        )
 
     def window_attempt(self, job_id: str) -> int:
         """Count one more dispatch of the job's next window; returns the attempt number."""
@@ -423,7 +425,7 @@ class Store:
     def chunk_timings(self, limit: int = 1000) -> list[tuple[float, float]]:
         """(compute_s, audio_s) of the most recent committed chunks."""
         rows = self.db.execute(
-            "SELECT compute_s, (end - start) / 16000.0 AS audio_s FROM chunks "
+            f"SELECT compute_s, (end - start) / {float(SAMPLE_RATE)} AS audio_s FROM chunks "
             "ORDER BY committed DESC LIMIT ?",
             (limit,),
         ).fetchall()

@@ -1,4 +1,4 @@
-"""The scheduler's side of drain and streaming (SPEC.md 19): drain holds, streamed pieces of
+"""The scheduler's side of drain and streaming (SPEC.md 12): drain holds, streamed pieces of
 open push-to-talk jobs, and whether the model was busy with other work at a key release.
 
 AudioStreams sees the job book only through the small `Book` interface below (the store, the
@@ -20,7 +20,7 @@ from actors.hub.holds import BusyLog, Holds, Released
 from actors.hub.replies import error as _error
 from protocol.control import AppendAudio, Reply
 from protocol.errors import ErrorCode
-from protocol.vocab import SAMPLE_WIDTH_BYTES
+from protocol.vocab import SAMPLE_WIDTH_BYTES, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -84,7 +84,7 @@ class AudioStreams:
 
     @property
     def holding(self) -> bool:
-        """A key is down somewhere: only high-priority windows may start (SPEC.md 19.1)."""
+        """A key is down somewhere: only high-priority windows may start (SPEC.md 6.4)."""
         return self.holds.active
 
     def window_started(self, worker: bytes, job_id: str) -> None:
@@ -139,7 +139,7 @@ class AudioStreams:
         self.open[job_id] = OpenJob(member, time.monotonic())
 
     def mark_busy(self, job_id: str, marks: dict[str, float]) -> None:
-        """Add `busy_at_key_up` once the key release is known (SPEC.md 19.3)."""
+        """Add `busy_at_key_up` once the key release is known (SPEC.md 12.6)."""
         if "key_up" in marks and "busy_at_key_up" not in marks:
             marks["busy_at_key_up"] = 1.0 if self.busy.busy_with_other(marks["key_up"], job_id) else 0.0
 
@@ -185,7 +185,7 @@ class AudioStreams:
             job.plan_final = True
             self.open.pop(req.job_id, None)
         if job.finished:
-            book.finish(req.job_id, "completed")
+            book.finish(req.job_id, JobState.COMPLETED)
         return Reply(status="ok", data={"job": book.view(book.row(req.job_id) or row)})
 
     def close(self, job_id: str, why: str) -> None:
@@ -198,7 +198,7 @@ class AudioStreams:
         self.book.store.update_job(job_id, plan_final=1)
         job.plan_final = True
         if job.finished:
-            self.book.finish(job_id, "completed")
+            self.book.finish(job_id, JobState.COMPLETED)
 
     def partial(self, job_id: str, segments: list[Segment] | None, chunks: int) -> None:
         """`job.partial` after a committed window of an audio job: its text so far, kept per

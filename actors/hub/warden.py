@@ -5,7 +5,7 @@ RUNNING) while the scheduler expires it for missed heartbeats. The warden subscr
 `worker.lost`; if the lost peer is a sibling process (same parent: the same supervisor) that
 runs that actor's module and has not registered again, it sends SIGKILL, and the supervisor
 starts a fresh one. It also pings the scheduler: one that has not answered for
-`warden.scheduler_timeout_s` is killed the same way. SPEC.md 18.4.
+`warden.scheduler_timeout_s` is killed the same way. SPEC.md 14.3.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from actors.runtime.files import fsync_dir
 from protocol.vocab import SAMPLE_RATE
 
 GROUP_SAMPLES = 500_000
@@ -126,15 +127,6 @@ def decode_to_file(path: str | Path, out_path: str | Path) -> DecodeReport:
     finally:
         tmp.unlink(missing_ok=True)
     return report[0]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (the store already says the file exists)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PcmFile:

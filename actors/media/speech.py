@@ -10,7 +10,7 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from protocol.vocab import SAMPLE_RATE
 
 MIN_PAUSE_MS = 300
-"""A silence at least this long is a pause a long dictation may be cut in (SPEC.md 19.2)."""
+"""A silence at least this long is a pause a long dictation may be cut in (SPEC.md 12.4)."""
 
 
 def speech_regions(pcm: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
@@ -30,12 +30,12 @@ def speech_seconds(pcm: np.ndarray, threshold: float = 0.5) -> float:
 
 CUT_INTO_PAUSE_MS = 250
 """A piece ends this far into the pause it is cut in, or in its middle if the pause is shorter
-than twice this: the same place whenever the pause is looked at (SPEC.md 19.2)."""
+than twice this: the same place whenever the pause is looked at (SPEC.md 12.4)."""
 
 
 def cut_point(pcm: np.ndarray, min_samples: int, max_samples: int, threshold: float = 0.5) -> int | None:
     """Where to cut the next piece off the front of `pcm` (the unsent part of a recording),
-    or None to wait for more (SPEC.md 19.2): in the first pause that ends after
+    or None to wait for more (SPEC.md 12.4): in the first pause that ends after
     `min_samples`; once `pcm` reaches `max_samples`, in the longest pause before it, or at
     `max_samples` itself.
 

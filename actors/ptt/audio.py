@@ -1,17 +1,17 @@
 """Audio actor: owns the microphone and turns push-to-talk into high-priority jobs.
 
-Binds the `ptt` endpoint (SPEC.md 16.2) and serves PTT requests from the hotkey actor and
+Binds the `ptt` endpoint (SPEC.md 12.2) and serves PTT requests from the hotkey actor and
 `sottovoce ptt`. The stream stays open so the Recorder (actors/ptt/recorder.py) always has the
 pre-roll. A finished utterance is checked with VAD: one without speech is dropped with an
 event; one with speech is submitted (SUBMIT-AUDIO, priority high, source ptt) with its
 latency marks. A submit that fails (scheduler down) is kept and retried, never lost. A
-failed or silent device is reported, closed and reopened with back-off (SPEC.md 16.4).
+failed or silent device is reported, closed and reopened with back-off (SPEC.md 12.5).
 
 When a recording starts the actor takes a drain hold (HOLD on its member socket), so the
 scheduler starts no file window until the utterance is done; it releases the hold itself
-when the recording ends without a job (SPEC.md 19.1). A long recording is streamed: every
+when the recording ends without a job (SPEC.md 6.4). A long recording is streamed: every
 piece cut in a pause is submitted while the user still speaks, and the release sends only
-the tail (SPEC.md 19.2).
+the tail (SPEC.md 12.4).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from actors.media.speech import cut_point, speech_seconds
+from actors.media.loudness import mel_reference
+from actors.media.speech import speech_seconds
 from actors.ptt.microphone import Microphone, MicrophoneError
+from actors.ptt.pieces import CUT_CHECK_S, WINDOW_SAMPLES, PieceCutter
 from actors.ptt.recorder import Recorder, Utterance
 from actors.runtime import process
 from actors.runtime.client import CallFailed, CallTimeout, Client, ClientError
@@ -38,15 +40,13 @@ from protocol import ErrorCode
 from protocol.control import AppendAudio, Cancel, JobOptions, ListJobs, Reply, Report, SubmitAudio
 from protocol.ptt import PTT_ACTIONS, Ptt
 from protocol.records import Record
-from protocol.vocab import SAMPLE_RATE, Role
+from protocol.vocab import SAMPLE_RATE, Priority, Role
 from protocol.work import Hold
 
 POLL_MS = 20  # how often captured blocks are moved from PortAudio's queue to the recorder
 REOPEN_MIN_S = 0.25
 SUBMIT_TIMEOUT_S = 3.0
 SUBMIT_RETRY_S = 1.0
-WINDOW_SAMPLES = 30 * SAMPLE_RATE
-CUT_CHECK_S = 0.5  # how often a recording is looked at for a pause to cut a piece in
 
 Request = SubmitAudio | AppendAudio
 
@@ -81,10 +81,8 @@ class AudioActor(Member):
         """Holds taken and not yet handed to a job or released: said again after a reconnect."""
         self.link.after_ready = lambda: [Hold(hold_id=h, max_s=self.hold_max_s) for h in self.holding]
         self.stream = bool(cfg.get("audio.stream"))
-        self.stream_min = int(float(cfg.get("audio.stream_min_s")) * SAMPLE_RATE)
-        window = min(int(float(cfg.get("ingest.max_chunk_s")) * SAMPLE_RATE), WINDOW_SAMPLES)
-        self.stream_max = min(int(float(cfg.get("audio.stream_max_s")) * SAMPLE_RATE), window)
-        """A piece is one window at most, so the release finds at most one window left."""
+        self.cutter = PieceCutter.from_config(cfg)
+        """Where a streamed dictation is cut into pieces (actors/ptt/pieces.py)."""
         self.sent = 0
         """Samples of the current recording already cut into pieces."""
         self.cut_check_at = 0.0
@@ -240,8 +238,6 @@ class AudioActor(Member):
             return
         mel_max = None
         if len(utterance.pcm) > WINDOW_SAMPLES:  # windowed like a file: one reference level
-            from actors.media.loudness import mel_reference
-
             mel_max = mel_reference(utterance.pcm)
         if self.keep_dir:
             self.keep(utterance)
@@ -254,7 +250,7 @@ class AudioActor(Member):
         self.holding.discard(utterance_id)  # from now on the hold ends with the job
         return SubmitAudio(
             pcm=pcm.astype("<i2").tobytes(),
-            priority="high",
+            priority=Priority.HIGH,
             options=JobOptions(language=self.language),
             label=f"utterance {utterance_id}",
             source="ptt",
@@ -269,7 +265,7 @@ class AudioActor(Member):
         self.unsent.append((utterance_id, request))
         self.submit_pending()
 
-    # --- drain and streaming (SPEC.md 19) ----------------------------------------------------
+    # --- drain and streaming (SPEC.md 12) ----------------------------------------------------
 
     def hold(self, utterance_id: str, active: bool) -> None:
         """Take or release the drain hold for a recording (a no-op with audio.drain off)."""
@@ -292,11 +288,9 @@ class AudioActor(Member):
             return
         self.cut_check_at = time.monotonic() + CUT_CHECK_S
         unsent = rec.recorded(self.sent)
-        cut = cut_point(unsent, self.stream_min, self.stream_max, self.vad_threshold)
+        cut = self.cutter.next_cut(unsent)
         if cut is None:
             return
-        from actors.media.loudness import mel_reference
-
         mel_max = mel_reference(rec.recorded()[: self.sent + cut])
         piece = unsent[:cut]
         if self.sent == 0:
@@ -311,15 +305,10 @@ class AudioActor(Member):
 
     def finish_stream(self, utterance: Utterance) -> None:
         """The release of a streamed recording: send the tail as the final piece."""
-        from actors.media.loudness import mel_reference
-
-        tail = utterance.pcm[self.sent :]
-        if len(tail) and not speech_seconds(tail, self.vad_threshold):
-            # The user stopped speaking, paused, then let go: the pause was already cut as a
-            # piece, and a window for the silence left would cost one more window of latency
-            # (and could be hallucinated into words). The final piece then brings no samples.
-            self.log.info("tail_without_speech", utterance=utterance.id, samples=len(tail))
-            tail = tail[:0]
+        end = self.cutter.last_end(utterance.pcm, self.sent)
+        if end < len(utterance.pcm):  # paused before letting go: the final piece is empty
+            self.log.info("tail_without_speech", utterance=utterance.id, samples=len(utterance.pcm) - end)
+        tail = utterance.pcm[self.sent : end]
         marks = {"key_up": utterance.key_up, "submitted": time.time()}
         self.queue(
             utterance.id,
@@ -344,7 +333,7 @@ class AudioActor(Member):
         if job_id is not None:
             try:
                 self.client.call(Cancel(job_id=job_id))
-            except ClientError as exc:  # it is closed later (SPEC.md 19.2) and its text kept in history
+            except ClientError as exc:  # it is closed later (SPEC.md 12.4) and its text kept in history
                 self.log.warning("stream_cancel_failed", job=job_id, reason=str(exc))
 
     def keep(self, utterance: Utterance) -> None:

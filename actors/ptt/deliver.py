@@ -4,7 +4,7 @@ Subscribes to `job.completed`; for a job with source `ptt` and text it copies th
 clipboard (actors/ptt/clipboard.py: xclip, xsel or wl-copy) and, per `deliver.mode`, also types
 it at the cursor or pastes it and restores the previous clipboard. Then it sends REPORT
 `delivered` with its `delivered` mark, so the scheduler completes the job's latency record
-on its member link (SPEC.md 16.3). Delivery runs in a thread, so typing a long text never
+on its member link (SPEC.md 5.3). Delivery runs in a thread, so typing a long text never
 stops heartbeats.
 Jobs that complete while this actor is down are not delivered late (that text would land at
 a surprising moment); they are in `sottovoce history`.

@@ -91,7 +91,7 @@ class Recorder:
 
     def recorded(self, start: int = 0) -> np.ndarray:
         """The current recording from sample `start` on (pre-roll included), for streaming
-        pieces while it goes on (SPEC.md 19.2); the parts are joined once, here."""
+        pieces while it goes on (SPEC.md 12.4); the parts are joined once, here."""
         if len(self.parts) > 1:
             self.parts = [np.concatenate(self.parts)]
         return self.parts[0][start:] if self.parts else np.zeros(0, np.int16)

@@ -1,4 +1,4 @@
-"""The one link every actor keeps to the scheduler's work endpoint (SPEC.md 11, 16.1, 18.2).
+"""The one link every actor keeps to the scheduler's work endpoint (SPEC.md 11, 6.3, 6.5).
 
 Workers (ingest, transcriber) and members (audio, hotkey, deliver, watcher, warden) alike say
 READY with their role and heartbeat both ways (Paranoid Pirate): a scheduler silent for
@@ -9,7 +9,7 @@ READY, so being registered means being ready.
 
 What differs between the two kinds is plugged in: `ready` builds the READY (a transcriber
 names its model), `busy` says whether a task is in hand (HEARTBEAT `busy`), `on_message`
-takes the tasks. Stopping is a dialog (SPEC.md 18.2): `goodbye()` sends DISCONNECT and keeps
+takes the tasks. Stopping is a dialog (SPEC.md 6.5): `goodbye()` sends DISCONNECT and keeps
 the socket open for the replies still to go; a DISCONNECT from the scheduler then means
 "acknowledged", and a silent scheduler is no longer reconnected.
 """
@@ -63,7 +63,7 @@ class SchedulerLink:
         self.on_message: Callable[[Envelope, Record], bool] | None = None
         """Takes what the scheduler sends besides HEARTBEAT and DISCONNECT; False = unexpected."""
         self.after_ready: Callable[[], list[Record]] | None = None
-        """What to say again after every READY (the audio actor's holds, SPEC.md 19.1)."""
+        """What to say again after every READY (the audio actor's holds, SPEC.md 6.4)."""
 
     def ready_message(self) -> Ready:
         return Ready(
@@ -122,7 +122,7 @@ class SchedulerLink:
             self.socket = None
 
     def goodbye(self, abandon: bool = False) -> None:
-        """Stopping (SPEC.md 18.2): say DISCONNECT and wait, socket open, for the answer."""
+        """Stopping (SPEC.md 6.5): say DISCONNECT and wait, socket open, for the answer."""
         if not self.leaving:
             self.leaving = True
             self._send(Disconnect(reason="stopping", abandon=abandon))

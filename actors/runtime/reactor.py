@@ -2,7 +2,7 @@
 
 A member is a small reactor, in pykka's shape: `on_start` opens what it needs and registers
 its sockets with `watch(socket, handler)` and its periodic duties with `every(...)`; the loop
-polls them together with the scheduler link (SPEC.md 16.1) and a signal wake-up, calls each
+polls them together with the scheduler link (SPEC.md 6.3) and a signal wake-up, calls each
 ready socket's handler, ticks the link, runs the due timers and `on_turn`; SIGTERM or SIGINT
 ends it, and `on_stop` closes what `on_start` opened before the link says goodbye.
 The member's own code is only its handlers. Every handler runs behind one exception barrier:

@@ -3,7 +3,7 @@
 A worker is a member (actors/runtime/reactor.py) whose link takes tasks: the same loop, the
 same heartbeats and reconnects (actors/runtime/member.py), plus one task thread. The loop
 forwards the task thread's replies, which arrive through an inproc pipe, so a long task never
-stops the heartbeats. Stopping is the leave dialog of SPEC.md 18.2: finish the task in hand
+stops the heartbeats. Stopping is the leave dialog of SPEC.md 6.5: finish the task in hand
 (or abandon it), wait for the scheduler's acknowledgement, then exit.
 """
 
@@ -131,7 +131,7 @@ class Worker(Member):
         self.watch(self._pipe, self.forward_replies)
 
     def stop(self, *_: Any) -> None:
-        """SIGTERM/SIGINT: leave (SPEC.md 18.2), finishing the task in hand unless abandoning."""
+        """SIGTERM/SIGINT: leave (SPEC.md 6.5), finishing the task in hand unless abandoning."""
         if self.stop_requested is None:
             self.stop_requested = time.monotonic()
 

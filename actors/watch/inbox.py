@@ -1,6 +1,6 @@
 """Inbox folders: their layout, which files count, and when a file is complete.
 
-Layout (SPEC.md 17), each folder configurable: `out/`, `done/` and `failed/` beside the inbox.
+Layout (SPEC.md 13), each folder configurable: `out/`, `done/` and `failed/` beside the inbox.
 A file counts if its name matches `watch.include` and none of `watch.exclude` (temporary
 names of browsers and copy tools are excluded by default). It is complete when it was moved
 in, or when its size and mtime have not changed for `settle_s`: a copy in progress keeps

@@ -1,4 +1,4 @@
-"""Watcher actor: transcribes what lands in inbox folders, exactly once (SPEC.md 17).
+"""Watcher actor: transcribes what lands in inbox folders, exactly once (SPEC.md 13).
 
 watchdog (inotify on Linux) reports files created, written or moved into the inboxes; a
 file is taken once complete (actors/watch/inbox.py), identified by its SHA-256, submitted at low
@@ -33,7 +33,7 @@ from actors.watch.watchstore import WatchedFile, WatchStore
 from protocol import ErrorCode
 from protocol.control import FetchResult, JobOptions, JobStatus, ListJobs, Reply, Report, SubmitFile
 from protocol.ptt import WATCH_ACTIONS, Watch
-from protocol.vocab import FINAL_STATES, Role
+from protocol.vocab import FINAL_STATES, Priority, Role
 
 TICK_S = 0.2
 POLL_JOBS_S = 5.0
@@ -219,7 +219,7 @@ class Watcher(Member):
             job = self.client.call(
                 SubmitFile(
                     path=row.path,
-                    priority="low",
+                    priority=Priority.LOW,
                     options=JobOptions(language=self.language),
                     label=Path(row.path).name,
                     source="watcher",

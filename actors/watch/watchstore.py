@@ -1,4 +1,4 @@
-"""The watcher's own SQLite file (SPEC.md 17): which contents it has seen, submitted, exported.
+"""The watcher's own SQLite file (SPEC.md 13): which contents it has seen, submitted, exported.
 
 One row per distinct content (SHA-256), so a file dropped twice, or found again after a
 restart, is never submitted twice. The scheduler's store stays single-writer; this file is

@@ -48,6 +48,7 @@ class WhisperBackend:
         threads: int = 0,
         seed: int = 0,
         allow_download: bool = False,
+        repair_vad_threshold: float = repair.VAD_THRESHOLD,
     ) -> None:
         self.model_name = model or "tiny.en (embedded)"
         self.model_path = model or embedded_model_path()
@@ -56,6 +57,7 @@ class WhisperBackend:
         self.threads = threads
         self.seed = seed
         self.allow_download = allow_download
+        self.repair_vad_threshold = repair_vad_threshold
         self.model: Any = None
 
     def load(self) -> None:
@@ -125,7 +127,7 @@ class WhisperBackend:
         out, consumed = first_window(segments, len(audio))
         mapped = [_segment_map(s, offset_s) for s in out]
         words = [(w.start, w.end) for s in out for w in (s.words or [])]
-        stretches = repair.worth_decoding(audio, words, consumed / SAMPLE_RATE)
+        stretches = repair.worth_decoding(audio, words, consumed / SAMPLE_RATE, self.repair_vad_threshold)
         for _ in range(repair.MAX_REPAIRS):
             if not stretches:
                 break
@@ -138,7 +140,9 @@ class WhisperBackend:
             mapped += [_segment_map(s, offset_s + start / SAMPLE_RATE) for s in kept]
             inner = [(w.start, w.end) for s in kept for w in (s.words or [])]
             if inner:  # Whisper can jump over a second voice in the stretch too
-                found = repair.worth_decoding(audio[start:end], inner, (end - start) / SAMPLE_RATE)
+                found = repair.worth_decoding(
+                    audio[start:end], inner, (end - start) / SAMPLE_RATE, self.repair_vad_threshold
+                )
                 stretches += [(start + a, start + b) for a, b in found]
         mapped = sorted((p for s in mapped for p in repair.split(s)), key=lambda s: s["start"])
         if not options["word_timestamps"]:

@@ -21,6 +21,7 @@ from protocol.vocab import SAMPLE_RATE
 HOLE_S = 1.5
 """A stretch without words at least this long is looked at."""
 VAD_THRESHOLD = 0.25
+"""Silero VAD threshold for speech in a hole (`transcriber.repair_vad_threshold`): low, to hear whispers."""
 MIN_SPEECH_S = 0.3
 """Less speech than this in a stretch (VAD) is a pause, not skipped speech."""
 MAX_REPAIRS = 3
@@ -44,20 +45,20 @@ def holes(words: list[tuple[float, float]], done_s: float) -> list[tuple[float, 
     return out
 
 
-def speech_s(audio: np.ndarray) -> float:
+def speech_s(audio: np.ndarray, threshold: float = VAD_THRESHOLD) -> float:
     """Seconds of speech VAD finds in float32 16 kHz `audio`."""
-    options = VadOptions(threshold=VAD_THRESHOLD, speech_pad_ms=0, min_silence_duration_ms=100)
+    options = VadOptions(threshold=threshold, speech_pad_ms=0, min_silence_duration_ms=100)
     return sum(r["end"] - r["start"] for r in get_speech_timestamps(audio, options)) / SAMPLE_RATE
 
 
 def worth_decoding(
-    audio: np.ndarray, words: list[tuple[float, float]], done_s: float
+    audio: np.ndarray, words: list[tuple[float, float]], done_s: float, threshold: float = VAD_THRESHOLD
 ) -> list[tuple[int, int]]:
     """[start, end) samples of the stretches to decode again: holes with speech in them."""
     out = []
     for start, end in holes(words, done_s):
         a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
-        if speech_s(audio[a:b]) >= MIN_SPEECH_S:
+        if speech_s(audio[a:b], threshold) >= MIN_SPEECH_S:
             out.append((a, b))
         if len(out) == MAX_REPAIRS:
             break

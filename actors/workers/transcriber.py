@@ -78,7 +78,7 @@ class Transcriber(Worker):
             return
         options = record.options.to_wire()
         unresolved = [k for k in RESOLVED_OPTIONS if options.get(k) is None]
-        if unresolved:  # the scheduler resolves every option (SPEC.md 8): no defaults here
+        if unresolved:  # the scheduler resolves every option (SPEC.md 5.4): no defaults here
             reason = f"chunk options not resolved: {', '.join(unresolved)}"
             emit(ChunkError(record.job_id, record.index, ErrorCode.BAD_MESSAGE, reason), envelope.id)
             return
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=cfg.get("transcriber.threads"),
         seed=cfg.get("transcriber.seed"),
         allow_download=cfg.get("transcriber.allow_download"),
+        repair_vad_threshold=float(cfg.get("transcriber.repair_vad_threshold")),
     )
     worker = Transcriber(cfg, backend, log)
     worker.load()

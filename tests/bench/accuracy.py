@@ -1,6 +1,6 @@
 """Accuracy benchmark on long multi-speaker recordings: WER, clips dropped, and speed.
 
-Recordings (tests/bench/recordings.py): N seeded meetings built from the dev clips (turns of
+Recordings (tests/support/recordings.py): N seeded meetings built from the dev clips (turns of
 1-3 clips, pauses of 0.3-3 s, some with speakers at other levels, noise or music between
 turns), plus long/dev_multispeaker.flac and the LJSpeech long file.
 
@@ -14,7 +14,7 @@ Systems, all on the embedded tiny.en, cpu, int8, English:
   normal priority; the time is submit to completed.
 
 Per recording and system: WER, the clips dropped (at least half their words deleted) and
-garbled (at least half deleted or wrong), seconds (tests/bench/scoring.py). Per system: mean
+garbled (at least half deleted or wrong), seconds (tests/support/scoring.py). Per system: mean
 WER, pooled WER, the worst recording, clips dropped in all, and speed against
 `bare_stack_options` (its total seconds over the system's).
 
@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 from actors.runtime.config import Config  # noqa: E402
 from actors.workers.model import embedded_model_path  # noqa: E402
 from tests.bench.core import machine_info, print_json, say  # noqa: E402
-from tests.bench.recordings import Recording, benchmark_set, clip_pcm  # noqa: E402
-from tests.bench.scoring import score  # noqa: E402
-from tests.harness import SPEECH, Stack  # noqa: E402
+from tests.support.harness import SPEECH, Stack  # noqa: E402
+from tests.support.recordings import Recording, benchmark_set, clip_pcm  # noqa: E402
+from tests.support.scoring import score  # noqa: E402
 
 SYSTEMS = ("alone", "bare", "bare_stack_options", "batched", "stack")
 BATCH_SIZE = 8

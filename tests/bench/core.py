@@ -56,7 +56,8 @@ from protocol import ProtocolError, decode  # noqa: E402
 from protocol.control import Cancel, Pause, Resume, Stats  # noqa: E402
 from protocol.events import Event  # noqa: E402
 from protocol.vocab import FINAL_STATES  # noqa: E402
-from tests.harness import SPEECH, Stack, pcm16, poll  # noqa: E402
+from tests.support.harness import SPEECH, Stack, pcm16, poll  # noqa: E402
+from tests.support.scoring import wer  # noqa: E402
 
 SAMPLE_RATE = 16000
 LANGUAGE = "en"
@@ -330,14 +331,6 @@ def throughput(stack: Stack, events: Events, audio: Path, duration_s: float) -> 
         "target_met": ratio >= TARGET_SPEED_RATIO,
         "_texts": {"bare": [r["bare_text"] for r in runs], "stack": [r["stack_text"] for r in runs]},
     }
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalise = EnglishTextNormalizer()
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
 
 
 def accuracy(audio: Path, texts: dict[str, list[str]]) -> dict[str, Any]:

@@ -31,8 +31,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.bench.core import machine_info, print_json, rnd  # noqa: E402
-from tests.harness import Stack, poll  # noqa: E402
-from tests.supervised import DOWN_TIMEOUT_S, alive, background, headless  # noqa: E402
+from tests.support.harness import Stack, poll  # noqa: E402
+from tests.support.supervised import DOWN_TIMEOUT_S, alive, background, headless  # noqa: E402
 
 
 def timed(stack: Stack, *args: str) -> tuple[float, Any]:

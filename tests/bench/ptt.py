@@ -1,6 +1,6 @@
 """Push-to-talk benchmark through the real rig: key release to text in the clipboard.
 
-The whole stack runs on an Xvfb display with a PulseAudio virtual microphone (tests/rig.py),
+The whole stack runs on an Xvfb display with a PulseAudio virtual microphone (tests/support/rig.py),
 one transcriber: the benchmark presses ctrl+space with xdotool, starts real speech 50 ms
 later, releases the key when it has played, and reads the X clipboard with xclip until the
 text is there (every 0.1 s, and every 2 ms once the stack announces a delivery: polling
@@ -20,12 +20,12 @@ base (the push-to-talk figures; audio.drain and audio.stream at their defaults, 
 4. first_word: the first word of the delivered text must equal the first word bare
    faster-whisper finds in the clip (and the reference's).
 
-drain (SPEC.md 19.1): idle and load as above once with `audio.drain` on (the base runs) and
+drain (SPEC.md 6.4): idle and load as above once with `audio.drain` on (the base runs) and
 once off (the audio actor restarted with the setting): release-to-clipboard p50/p95 per
 phase, the ratio load/idle, and how many utterances found the model busy with another job's
-window at the key release (the job's `busy_at_key_up` mark, SPEC.md 19.3).
+window at the key release (the job's `busy_at_key_up` mark, SPEC.md 12.6).
 
-streaming (SPEC.md 19.2): utterances of about 10, 30 and 90 s (--sizes) of real speech, clips
+streaming (SPEC.md 12.4): utterances of about 10, 30 and 90 s (--sizes) of real speech, clips
 joined with 0.5 s pauses (seeded; the references joined), --stream-reps different ones per
 size, each dictated with `audio.stream` on and off: release-to-clipboard, the pieces sent,
 WER of the text; then, with the stack stopped, bare faster-whisper on the exact utterance the
@@ -59,11 +59,12 @@ from actors.hub.jobbook import percentile  # noqa: E402
 from actors.runtime.client import read_events  # noqa: E402
 from protocol.control import Cancel, Stats  # noqa: E402
 from protocol.vocab import FINAL_STATES  # noqa: E402
-from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say, wer  # noqa: E402
-from tests.harness import LONG_FLAC, SPEECH, collect_events, poll  # noqa: E402
-from tests.pttdriver import Dictation, PushToTalkRig  # noqa: E402
-from tests.replay import GAP_S, long_utterance, manifest_clips  # noqa: E402
-from tests.rig import RATE_HZ, load_pcm  # noqa: E402
+from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say  # noqa: E402
+from tests.support.harness import LONG_FLAC, SPEECH, collect_events, poll  # noqa: E402
+from tests.support.pttdriver import Dictation, PushToTalkRig  # noqa: E402
+from tests.support.replay import GAP_S, long_utterance, manifest_clips  # noqa: E402
+from tests.support.rig import RATE_HZ, load_pcm  # noqa: E402
+from tests.support.scoring import wer  # noqa: E402
 
 PARTS = ("base", "drain", "streaming")
 LEAD_S = 0.05
@@ -254,7 +255,7 @@ def drain_summary(phases: dict[str, Any], bare_p50: float | None) -> dict[str, A
 def base_results(
     clips: list[dict[str, Any]], bare: list[tuple[float, str]], on: dict[str, Any]
 ) -> dict[str, Any]:
-    """The push-to-talk figures (README "Push-to-talk") from the runs with drain on."""
+    """The push-to-talk figures (docs/benchmarks.md, "Push-to-talk") from the runs with drain on."""
     idle, loaded = on["idle"], on["loaded"]
     idle_sum, load_sum = summary(idle), summary(loaded)
     bare_s = [b[0] for b in bare]

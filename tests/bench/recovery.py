@@ -39,7 +39,7 @@ from actors.cli.supervise import Supervisor  # noqa: E402
 from actors.runtime.client import read_events  # noqa: E402
 from protocol.control import Stats  # noqa: E402
 from tests.bench.core import load_bare_model, machine_info, median, rnd, say  # noqa: E402
-from tests.harness import LONG_FLAC, Stack, poll, transcript  # noqa: E402
+from tests.support.harness import LONG_FLAC, Stack, poll, transcript  # noqa: E402
 
 LANGUAGE, BEAM_SIZE = "en", 5
 

@@ -6,7 +6,7 @@ seeded, the references joined) with the audio actor's pre- and post-roll silence
 It is transcribed four ways, with the same model (the embedded tiny.en, cpu int8, beam 5):
 
 - streamed: replayed offline through the stack's own cut points, window policy and model
-  call (tests/replay.py), as dictated with `audio.stream` on;
+  call (tests/support/replay.py), as dictated with `audio.stream` on;
 - unstreamed: the same with `audio.stream` off (one piece at the release);
 - bare: faster-whisper `transcribe()` on the whole recording with its defaults (it conditions
   each window on the previous text);
@@ -39,10 +39,11 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from actors.workers.model import WhisperBackend  # noqa: E402
-from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say, wer  # noqa: E402
-from tests.harness import SPEECH  # noqa: E402
-from tests.replay import long_utterance, recorded, replay  # noqa: E402
-from tests.rig import RATE_HZ  # noqa: E402
+from tests.bench.core import load_bare_model, machine_info, print_json, rnd, say  # noqa: E402
+from tests.support.harness import SPEECH  # noqa: E402
+from tests.support.replay import long_utterance, recorded, replay  # noqa: E402
+from tests.support.rig import RATE_HZ  # noqa: E402
+from tests.support.scoring import wer  # noqa: E402
 
 WAYS = ("streamed", "unstreamed", "bare", "bare_same_options")
 

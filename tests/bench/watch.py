@@ -29,11 +29,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from actors.hub.jobbook import percentile  # noqa: E402
-from tests.bench.core import load_bare_model, machine_info, rnd, say, wer  # noqa: E402
+from tests.bench.core import load_bare_model, machine_info, rnd, say  # noqa: E402
 from tests.bench.ptt import pick_clips  # noqa: E402
-from tests.harness import SPEECH, Stack, poll  # noqa: E402
-from tests.media import with_pyav, with_sox  # noqa: E402
-from tests.rig import load_pcm  # noqa: E402
+from tests.support.harness import SPEECH, Stack, poll  # noqa: E402
+from tests.support.media import with_pyav, with_sox  # noqa: E402
+from tests.support.rig import load_pcm  # noqa: E402
+from tests.support.scoring import wer  # noqa: E402
 
 WRITERS = (
     ("wav", with_sox),
