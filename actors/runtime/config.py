@@ -41,7 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "threads": 0,  # CPU threads; 0: CTranslate2's default
         "seed": 0,  # reset before every chunk so temperature fallback is repeatable
         "allow_download": False,  # let faster-whisper fetch a named model from its hub
-        "repair_vad_threshold": 0.25,  # VAD threshold for speech Whisper jumped over (low: whispers)
+        "repair_vad_threshold": 0.15,  # VAD threshold for speech Whisper jumped over (low: whispers)
     },
     "ingest": {
         "max_chunk_s": 30.0,
