@@ -229,7 +229,7 @@ class Scheduler:
                 if self.stop_deadline is not None:
                     continue
                 raise
-            if wakeup in ready:
+            if process.readable(wakeup, ready):
                 process.drain_wakeup(wakeup)
             if self.stop_deadline is not None and not self.stop_announced:
                 self.stop_announced = True

@@ -12,6 +12,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import zmq
+
 from actors.runtime.config import Config, ConfigError, add_arguments
 from actors.runtime.logs import setup
 
@@ -54,6 +56,12 @@ def signal_wakeup() -> socket.socket:
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     _wakeup_writers.append(writer)
     return reader
+
+
+def readable(sock: Any, ready: dict[Any, int]) -> bool:
+    """Whether `sock` is in a zmq.Poller's result: pyzmq gives back a zmq socket itself but a
+    plain socket (the signal wake-up, a socket pair) as its file descriptor."""
+    return (sock if isinstance(sock, zmq.Socket) else sock.fileno()) in ready
 
 
 def drain_wakeup(reader: socket.socket) -> None:

@@ -114,10 +114,10 @@ class Member:
             if not self.running:  # interrupted by the stopping signal
                 return
             raise
-        if wakeup in ready:
+        if process.readable(wakeup, ready):
             process.drain_wakeup(wakeup)
         for sock, handler in list(self._handlers.items()):
-            if sock in ready:
+            if process.readable(sock, ready):
                 self._barrier("handler", handler)
         if self.link.socket is not None and self.link.socket in ready:
             self.link.on_readable()
