@@ -12,76 +12,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-from actors.hub.metrics import families
 from protocol.control import Ping, Stats
 from tests.support.harness import Stack, pcm16, poll
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-CANNED: dict[str, Any] = {
-    "queue_depth": {"high": 1, "normal": 0, "low": 4},
-    "jobs": {"completed": 7, "cancelled": 1, "queued": 5},
-    "chunks_measured": 12,
-    "chunk_compute_s": {"p50": 0.41, "p95": 1.2},
-    "real_time_factor": 0.0512,
-    "chunk_overhead_ms": {"p50": 2.5, "p95": 4.0, "count": 12},
-    "ptt_latency_s": {
-        "release_to_text": {"p50": 0.76, "p95": 0.85, "count": 3},
-        "release_to_result": {"p50": None, "p95": None, "count": 0},
-    },
-    "workers": [
-        {
-            "role": "transcriber",
-            "name": "transcriber@h:11",
-            "busy": True,
-            "health": "ok",
-            "rss_bytes": 3 << 27,
-        },
-        {"role": "ingest", "name": "ingest@h:12", "busy": False, "health": "ok", "rss_bytes": 0},
-        {"role": "audio", "name": "audio@h:13", "busy": False, "health": "degraded", "detail": "no mic"},
-    ],
-    "scheduler": {
-        "requests": 40,
-        "errors_replied": 2,
-        "bad_frames": 3,
-        "uptime_s": 61.5,
-        "rss_bytes": 1 << 26,
-    },
-}
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
-    return samples.get((f"sottovoce_{metric}", frozenset(labels.items())))
-
-
-def render(collector: Any) -> Samples:
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return parse(generate_latest(registry).decode())
-
-
-class Canned:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def collect(self) -> Any:
-        return families(self.data)
-
+from tests.support.prometheus import Samples, parse, value
 
 # --- the real scheduler process ----------------------------------------------------------
 

@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 import zmq
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from actors.hub.metrics import StatsCollector, families
 from actors.runtime.config import Config
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+from tests.support.prometheus import Samples, parse, value
 
 CANNED: dict[str, Any] = {
     "queue_depth": {"high": 1, "normal": 0, "low": 4},
@@ -47,19 +45,6 @@ CANNED: dict[str, Any] = {
         "rss_bytes": 1 << 26,
     },
 }
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
-    return samples.get((f"sottovoce_{metric}", frozenset(labels.items())))
 
 
 def render(collector: Any) -> Samples:
