@@ -562,6 +562,7 @@ def test_a_90_s_dictation_is_streamed_and_ready_soon_after_the_release(
     )
     assert [e for _, e in replayed.pieces][: len(cuts)] == cuts, "cut as the replay cuts the recording"
     assert len(pieces) >= 3 and sum(e.at < d.key_up for e in partials) >= 2, "streamed while recording"
+    assert job["source"] == "ptt" and job["chunks_done"] >= 2, job
     assert job["spans"] == len(pieces) + (0 if silent_tail else 1) and job["duration_s"] >= 88.0
     texts = [e.data["text"] for e in partials]
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts)) and texts[-1] == text

@@ -17,7 +17,7 @@ import pytest
 
 from protocol.control import Cancel, JobStatus, ListJobs, Ping, Stats
 from protocol.vocab import FINAL_STATES
-from tests.support.harness import LONG_FLAC, poll, transcript, window_compute_s
+from tests.support.harness import SPEECH, poll, transcript, window_compute_s
 from tests.support.keylistener import KeyListener
 from tests.support.pttdriver import KEY, PushToTalkRig, wait_kind
 from tests.support.rig import Display, load_pcm, speech_pcm
@@ -357,11 +357,14 @@ def test_an_utterance_made_while_the_scheduler_is_down_is_kept_and_transcribed_o
 
 
 def test_a_dictation_longer_than_one_window_is_windowed_like_a_file(rig: PushToTalkRig, events: Any) -> None:
-    """40 s held: more than one 30 s Whisper window, one job, the whole text in order."""
-    if LONG_FLAC.exists():
-        pcm = load_pcm(LONG_FLAC)[: 40 * 16000]
-    else:
-        pcm = np.concatenate([speech_pcm(s) for s in (SENTENCE, LONGER, KITCHEN) * 6])[: 40 * 16000]
+    """40 s held: more than one 30 s Whisper window, one job, the whole text in order.
+
+    With the real speech data present, tests/rig/test_drain_ptt.py's 90 s streamed dictation
+    asserts all of this and more (three pieces or more, no clip dropped, WER within 3 points
+    of bare), so this one runs only where that one skips: a clone without ../shared/data."""
+    if (SPEECH / "manifest.tsv").exists():
+        pytest.skip("covered by test_drain_ptt's 90 s dictation of real clips, which runs here")
+    pcm = np.concatenate([speech_pcm(s) for s in (SENTENCE, LONGER, KITCHEN) * 6])[: 40 * 16000]
     from faster_whisper import WhisperModel
 
     from actors.workers.model import embedded_model_path

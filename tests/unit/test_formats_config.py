@@ -93,7 +93,7 @@ def test_runtime_dir_is_private(tmp_path: Path) -> None:
 
 
 def test_output_stems_never_collide() -> None:
-    from actors.cli.main import unique_stems
+    from actors.cli.jobs import unique_stems
 
     assert unique_stems([Path("a/talk.wav"), Path("b/talk.wav"), Path("talk.mp3"), Path("x.ogg")]) == [
         "talk",
