@@ -35,6 +35,10 @@ class ChunkOutput:
     compute_s: float
     consumed: int
     """Samples of the window that are done; the next window starts there."""
+    repairs: int = 0
+    """Stretches Whisper jumped over, decoded again on their own (actors/workers/repair.py)."""
+    repair_s: float = 0.0
+    """Of compute_s, the time spent finding and decoding them."""
 
 
 class WhisperBackend:
@@ -126,12 +130,15 @@ class WhisperBackend:
         )
         out, consumed = first_window(segments, len(audio))
         mapped = [_segment_map(s, offset_s) for s in out]
+        repair_started = time.perf_counter()
+        repairs = 0
         words = [(w.start, w.end) for s in out for w in (s.words or [])]
         stretches = repair.worth_decoding(audio, words, consumed / SAMPLE_RATE, self.repair_vad_threshold)
         for _ in range(repair.MAX_REPAIRS):
             if not stretches:
                 break
             start, end = stretches.pop(0)
+            repairs += 1
             self.features.reference = None  # the stretch at its own level: a quiet voice stays audible
             again, _ = self.model.transcribe(
                 audio[start:end], word_timestamps=True, condition_on_previous_text=False, **settings
@@ -148,7 +155,8 @@ class WhisperBackend:
         if not options["word_timestamps"]:
             for segment in mapped:
                 segment["words"] = []
-        return ChunkOutput(mapped, info.language, time.perf_counter() - started, consumed)
+        done = time.perf_counter()
+        return ChunkOutput(mapped, info.language, done - started, consumed, repairs, done - repair_started)
 
 
 class ReferencedFeatures:

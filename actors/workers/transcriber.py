@@ -124,7 +124,10 @@ class Transcriber(Worker):
             job=record.job_id,
             chunk=record.index,
             audio_s=round(len(audio) / SAMPLE_RATE, 2),
+            consumed_s=round(out.consumed / SAMPLE_RATE, 2),
             ms=round(out.compute_s * 1000),
+            repairs=out.repairs,
+            repair_ms=round(out.repair_s * 1000),
         )
 
 

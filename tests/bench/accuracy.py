@@ -56,6 +56,8 @@ JOB_TIMEOUT_S = 1800.0
 
 Transcribe = Callable[[Recording], tuple[str, float]]
 """A system: the recording's transcript and the seconds it took."""
+SHORT_S = 0.5
+"""A window Whisper stopped more than this short of its end leaves a leftover window."""
 
 
 def stack_options() -> dict[str, Any]:
@@ -111,7 +113,20 @@ def write_wav(pcm: np.ndarray, path: Path) -> Path:
     return path
 
 
-def stack_system(stack: Stack, folder: Path) -> Transcribe:
+def window_profile(stack: Stack, job_id: str) -> dict[str, Any]:
+    """Where the job's model time went, from the transcriber's chunk_done log records."""
+    done = [r for r in stack.log_events("transcriber", "chunk_done") if r["job"] == job_id]
+    return {
+        "windows": len(done),
+        "stopped_short": sum(1 for r in done if r["audio_s"] - r["consumed_s"] > SHORT_S),
+        "audio_s": round(sum(r["audio_s"] for r in done), 1),
+        "model_s": round(sum(r["ms"] for r in done) / 1000, 2),
+        "repairs": sum(r["repairs"] for r in done),
+        "repair_s": round(sum(r["repair_ms"] for r in done) / 1000, 2),
+    }
+
+
+def stack_system(stack: Stack, folder: Path, profiles: dict[str, Any]) -> Transcribe:
     options = stack_options()
 
     def run(rec: Recording) -> tuple[str, float]:
@@ -122,6 +137,8 @@ def stack_system(stack: Stack, folder: Path) -> Transcribe:
         took = time.perf_counter() - started
         if job["state"] != "completed":
             raise RuntimeError(f"{rec.name}: the stack's job ended {job['state']}: {job}")
+        profiles[rec.name] = window_profile(stack, job_id)
+        say(f"{'':18} {rec.name:22} {profiles[rec.name]}")
         return str(stack.result(job_id)["text"]), took
 
     return run
@@ -187,7 +204,11 @@ def run(count: int, length_s: float, systems: list[str]) -> dict[str, Any]:
             with tempfile.TemporaryDirectory() as folder, Stack(settings=STACK_SETTINGS) as stack:
                 stack.start()
                 stack.wait_ready(timeout_s=120.0)
-                results["per_recording"][name] = measure(name, stack_system(stack, Path(folder)), recordings)
+                profiles: dict[str, Any] = {}
+                system = stack_system(stack, Path(folder), profiles)
+                results["per_recording"][name] = measure(name, system, recordings)
+                for row in results["per_recording"][name]:
+                    row["windows"] = profiles[row["recording"]]
         else:
             results["per_recording"][name] = measure(name, bare[name], recordings)
     words = [sum(len(r.split()) for r in rec.references) for rec in recordings]
