@@ -119,6 +119,7 @@ def window_profile(stack: Stack, job_id: str) -> dict[str, Any]:
     return {
         "windows": len(done),
         "stopped_short": sum(1 for r in done if r["audio_s"] - r["consumed_s"] > SHORT_S),
+        "short_by_s": [round(r["audio_s"] - r["consumed_s"], 1) for r in done],
         "audio_s": round(sum(r["audio_s"] for r in done), 1),
         "model_s": round(sum(r["ms"] for r in done) / 1000, 2),
         "repairs": sum(r["repairs"] for r in done),
